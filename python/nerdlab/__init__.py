@@ -1,0 +1,1 @@
+"""nerdlab: reproduce and diagnose nerdctl/containerd bugs on real, instrumented builds."""
