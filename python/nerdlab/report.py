@@ -1,0 +1,443 @@
+"""Render diagnoses for a terminal, as JSON, as Markdown and as a small HTML page.
+
+The terminal form is one short block per scenario; the details (events, steps,
+evidence) go to the JSON and Markdown files in the run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import textwrap
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from nerdlab.diagnose import Diagnosis, RunDiagnosis, ScenarioDiagnosis
+from nerdlab.errors import TraceParseError
+from nerdlab.trace import Event
+
+__all__ = [
+    "Result",
+    "as_dict",
+    "diagnosis_dict",
+    "event_dict",
+    "render_html",
+    "render_markdown",
+    "render_terminal",
+    "to_json",
+    "write_run",
+]
+
+Result = Diagnosis | ScenarioDiagnosis | RunDiagnosis
+
+_OUTCOME_STYLE = {
+    "REPRODUCED": "bold red",
+    "FIXED": "bold green",
+    "NOT REPRODUCED": "bold yellow",
+    "INCONCLUSIVE": "dim",
+}
+_WIDTH = 80
+
+
+def _plain(value: Any) -> Any:
+    """Turn event fields into JSON values."""
+    if isinstance(value, TraceParseError):
+        return {"message": str(value), "column": value.column, "caret": value.caret()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            item.name: _plain(getattr(value, item.name))
+            for item in dataclasses.fields(value)
+        }
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def event_dict(event: Event) -> dict[str, Any]:
+    """One event as a JSON object, with its class name under ``type``."""
+    data: dict[str, Any] = {"type": type(event).__name__}
+    for item in dataclasses.fields(event):
+        value = getattr(event, item.name)
+        if item.name == "values":
+            data["values"] = dict(value)
+        elif item.name == "fields":
+            data["fields"] = dict(value)
+        else:
+            data[item.name] = _plain(value)
+    return data
+
+
+def diagnosis_dict(diagnosis: Diagnosis) -> dict[str, Any]:
+    """A diagnosis as the JSON object ``nerdlab trace --json`` prints."""
+    check = diagnosis.data_store_hash
+    return {
+        "attach": diagnosis.attach,
+        "outcome": diagnosis.outcome,
+        "root_cause": diagnosis.root_cause,
+        "explanation": diagnosis.explanation,
+        "stdio": [
+            {
+                "stream": use.stream,
+                "path": use.path,
+                "kind": use.kind,
+                "scheme": use.scheme,
+                "data_store": use.data_store,
+                "is_fifo_on_disk": use.is_fifo_on_disk,
+                "line": use.line,
+                "step": use.step,
+            }
+            for use in diagnosis.stdio
+        ],
+        "error_chain": list(diagnosis.error_chain),
+        "chain_notes": list(diagnosis.chain_notes),
+        "evidence": [_plain(item) for item in diagnosis.evidence],
+        "data_store_hash": {
+            "value": check.value,
+            "address": check.address,
+            "address_source": check.address_source,
+            "expected": check.expected,
+            "matches": check.matches,
+        },
+        "code_path": list(diagnosis.code_path),
+        "newtask_branch": diagnosis.newtask_branch,
+        "errors": [
+            {
+                "line": seen.event.line,
+                "step": seen.event.step,
+                "stream": seen.event.stream,
+                "layers": list(seen.chain.texts),
+                "notes": list(seen.chain.notes),
+            }
+            for seen in diagnosis.errors
+        ],
+        "parse_errors": [
+            {
+                "line": item.line,
+                "step": item.step,
+                "message": str(item.error),
+                "caret": item.error.caret(),
+            }
+            for item in diagnosis.parse_errors
+        ],
+        "events": [event_dict(event) for event in diagnosis.events],
+    }
+
+
+def _scenario_dict(scenario: ScenarioDiagnosis) -> dict[str, Any]:
+    return {
+        "name": scenario.name,
+        "description": scenario.description,
+        "directory": str(scenario.directory),
+        "expect": {
+            "outcome_if_attach_fails": scenario.expect.if_attach_fails,
+            "outcome_if_attach_streams": scenario.expect.if_attach_streams,
+        },
+        "context": dict(scenario.context),
+        "steps": [_plain(step) for step in scenario.steps],
+        **diagnosis_dict(scenario.diagnosis),
+    }
+
+
+def as_dict(result: Result) -> dict[str, Any]:
+    """Any result as a JSON object."""
+    if isinstance(result, Diagnosis):
+        return diagnosis_dict(result)
+    if isinstance(result, ScenarioDiagnosis):
+        return _scenario_dict(result)
+    return {
+        "id": result.id,
+        "directory": str(result.directory),
+        "started": result.started,
+        "finished": result.finished,
+        "target": result.target,
+        "nerdctl_ref": result.nerdctl_ref,
+        "scenarios": [_scenario_dict(item) for item in result.scenarios],
+    }
+
+
+def to_json(result: Result) -> str:
+    """Any result as indented JSON text."""
+    return json.dumps(as_dict(result), indent=2, ensure_ascii=False) + "\n"
+
+
+def _summary_dict(run: RunDiagnosis) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "started": run.started,
+        "finished": run.finished,
+        "target": run.target,
+        "nerdctl_ref": run.nerdctl_ref,
+        "scenarios": [
+            {
+                "name": item.name,
+                "outcome": item.diagnosis.outcome,
+                "attach": item.diagnosis.attach,
+                "root_cause": item.diagnosis.root_cause,
+                "explanation": item.diagnosis.explanation,
+            }
+            for item in run.scenarios
+        ],
+    }
+
+
+def write_run(run: RunDiagnosis) -> None:
+    """Write diagnosis.json and report.md per scenario, and the run's summary.json."""
+    for scenario in run.scenarios:
+        (scenario.directory / "diagnosis.json").write_text(
+            to_json(scenario), encoding="utf-8"
+        )
+        (scenario.directory / "report.md").write_text(
+            render_markdown(scenario), encoding="utf-8"
+        )
+    (run.directory / "summary.json").write_text(
+        json.dumps(_summary_dict(run), indent=2, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
+
+
+def _blocks(result: Result, source: str) -> Iterable[tuple[str, Diagnosis, str | None]]:
+    if isinstance(result, Diagnosis):
+        yield source, result, None
+    elif isinstance(result, ScenarioDiagnosis):
+        yield result.name, result.diagnosis, str(result.directory)
+    else:
+        for item in result.scenarios:
+            yield item.name, item.diagnosis, str(item.directory)
+
+
+def _wrap(text: str, first: str = "  ", indent: str = "  ") -> list[str]:
+    return textwrap.wrap(
+        text,
+        width=_WIDTH,
+        initial_indent=first,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def _stdio_line(diagnosis: Diagnosis) -> str | None:
+    if not diagnosis.stdio:
+        return None
+    parts = []
+    for use in diagnosis.stdio:
+        kind = f"{use.scheme} {use.kind}" if use.scheme else use.kind
+        if use.is_fifo_on_disk:
+            kind += " (p on disk)"
+        parts.append(f"{use.stream}={kind}")
+    return "stdio: " + ", ".join(parts)
+
+
+def _hash_line(diagnosis: Diagnosis) -> str | None:
+    check = diagnosis.data_store_hash
+    if check.value is None:
+        return None
+    verdict = "matches" if check.matches else "does NOT match"
+    return (
+        f"data store {check.value} {verdict} sha256({check.address})[:8]"
+        f" = {check.expected} ({check.address_source} address)"
+    )
+
+
+def _terminal_lines(name: str, diagnosis: Diagnosis, where: str | None) -> list[str]:
+    lines = _wrap(diagnosis.explanation, f"{name}  {diagnosis.outcome}  ")
+    lines += _wrap(f"root cause: {diagnosis.root_cause}; attach: {diagnosis.attach}")
+    if diagnosis.error_chain:
+        lines += _wrap("error: " + " → ".join(diagnosis.error_chain))
+    for extra in (_stdio_line(diagnosis), _hash_line(diagnosis)):
+        if extra:
+            lines += _wrap(extra)
+    if diagnosis.code_path:
+        head = "probes: "
+        if diagnosis.newtask_branch:
+            head += f"NewTask took the {diagnosis.newtask_branch} branch; "
+        lines += _wrap(head + " → ".join(diagnosis.code_path))
+    if diagnosis.evidence:
+        lines += _wrap("evidence: " + ", ".join(e.where for e in diagnosis.evidence))
+    if diagnosis.parse_errors:
+        lines += _wrap(f"unparsed probe lines: {len(diagnosis.parse_errors)}")
+    if where:
+        lines += _wrap(f"run: {where}/ (report.md, diagnosis.json, steps/)")
+    return lines
+
+
+def render_terminal(
+    result: Result, console: Console | None = None, *, source: str = "transcript"
+) -> None:
+    """Print one block per scenario; rich drops the colours when not on a tty."""
+    console = console or Console()
+    for index, (name, diagnosis, where) in enumerate(_blocks(result, source)):
+        if index:
+            console.print()
+        lines = _terminal_lines(name, diagnosis, where)
+        head = Text(lines[0])
+        start = len(name) + 2
+        head.stylize("bold", 0, len(name))
+        head.stylize(
+            _OUTCOME_STYLE.get(diagnosis.outcome, ""),
+            start,
+            start + len(diagnosis.outcome),
+        )
+        console.print(head, soft_wrap=True, highlight=False)
+        for line in lines[1:]:
+            console.print(Text(line), soft_wrap=True, highlight=False)
+
+
+def _markdown_diagnosis(name: str, diagnosis: Diagnosis, level: str) -> list[str]:
+    check = diagnosis.data_store_hash
+    out = [
+        f"{level} {name}: {diagnosis.outcome}",
+        "",
+        diagnosis.explanation,
+        "",
+        "| fact | value |",
+        "|---|---|",
+        f"| attach | {diagnosis.attach} |",
+        f"| root cause | `{diagnosis.root_cause}` |",
+        f"| NewTask branch | {diagnosis.newtask_branch or '—'} |",
+        f"| data store | {check.value or '—'} (expected {check.expected} for "
+        f"`{check.address}`, {check.address_source}; matches: {check.matches}) |",
+        "",
+    ]
+    if diagnosis.error_chain:
+        out += ["Error chain, outermost first:", ""]
+        out += [f"{n}. `{text}`" for n, text in enumerate(diagnosis.error_chain, 1)]
+        out += [f"\nNote: {note}" for note in diagnosis.chain_notes]
+        out.append("")
+    if diagnosis.stdio:
+        out += ["| stream | kind | scheme | path |", "|---|---|---|---|"]
+        out += [
+            f"| {use.stream} | {use.kind} | {use.scheme or ''} | `{use.path}` |"
+            for use in diagnosis.stdio
+        ]
+        out.append("")
+    if diagnosis.code_path:
+        out += ["Code path seen by the probes: " + " → ".join(diagnosis.code_path), ""]
+    if diagnosis.evidence:
+        out += ["Evidence:", "", "```"]
+        out += [f"{item.where}: {item.text}" for item in diagnosis.evidence]
+        out += ["```", ""]
+    if diagnosis.parse_errors:
+        out += ["Probe lines that did not parse:", "", "```"]
+        for item in diagnosis.parse_errors:
+            out += [f"line {item.line}: {item.error}", item.error.caret()]
+        out += ["```", ""]
+    return out
+
+
+def render_markdown(result: Result, *, source: str = "transcript") -> str:
+    """A Markdown report of any result."""
+    out: list[str] = []
+    if isinstance(result, RunDiagnosis):
+        out += [
+            f"# nerdlab run {result.id}",
+            "",
+            f"Target: {result.target or '—'}; nerdctl ref: {result.nerdctl_ref or '—'};"
+            f" {result.started or '?'} → {result.finished or '?'}",
+            "",
+            "| scenario | outcome | attach | root cause |",
+            "|---|---|---|---|",
+        ]
+        out += [
+            f"| {item.name} | {item.diagnosis.outcome} | {item.diagnosis.attach} "
+            f"| `{item.diagnosis.root_cause}` |"
+            for item in result.scenarios
+        ]
+        out.append("")
+        for item in result.scenarios:
+            out += _markdown_scenario(item, "##")
+    elif isinstance(result, ScenarioDiagnosis):
+        out += _markdown_scenario(result, "#")
+    else:
+        out += _markdown_diagnosis(source, result, "#")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _markdown_scenario(scenario: ScenarioDiagnosis, level: str) -> list[str]:
+    out = _markdown_diagnosis(scenario.name, scenario.diagnosis, level)
+    if scenario.description:
+        out[1:1] = ["", scenario.description]
+    if scenario.steps:
+        out += [
+            "| step | rc | seconds | ended early | timed out |",
+            "|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {step.name} | {step.rc} | {step.duration_s} | {step.ended_early} "
+            f"| {step.timed_out} |"
+            for step in scenario.steps
+        ]
+        out.append("")
+    return out
+
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
+    "padding:0 1rem}code,pre{font-family:ui-monospace,monospace}"
+    "pre{background:#f4f4f4;padding:.5rem;overflow-x:auto}"
+    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem}"
+    ".REPRODUCED{color:#b00}.FIXED{color:#070}.INCONCLUSIVE{color:#666}"
+)
+
+
+def _html_diagnosis(name: str, diagnosis: Diagnosis) -> list[str]:
+    e = html.escape
+    outcome = diagnosis.outcome.replace(" ", "-")
+    out = [
+        f'<section><h2>{e(name)} <span class="{e(outcome)}">'
+        f"{e(diagnosis.outcome)}</span></h2>",
+        f"<p>{e(diagnosis.explanation)}</p>",
+        "<table>",
+        f"<tr><th>attach</th><td>{e(diagnosis.attach)}</td></tr>",
+        f"<tr><th>root cause</th><td><code>{e(diagnosis.root_cause)}</code></td></tr>",
+    ]
+    if diagnosis.newtask_branch:
+        out.append(
+            f"<tr><th>NewTask branch</th><td>{e(diagnosis.newtask_branch)}</td></tr>"
+        )
+    out.append("</table>")
+    if diagnosis.error_chain:
+        out.append("<ol>")
+        out += [f"<li><code>{e(text)}</code></li>" for text in diagnosis.error_chain]
+        out.append("</ol>")
+    if diagnosis.stdio:
+        out.append("<table><tr><th>stream</th><th>kind</th><th>path</th></tr>")
+        out += [
+            f"<tr><td>{e(use.stream)}</td><td>{e(use.kind)}</td>"
+            f"<td><code>{e(use.path)}</code></td></tr>"
+            for use in diagnosis.stdio
+        ]
+        out.append("</table>")
+    if diagnosis.code_path:
+        out.append(f"<p>Probes: {e(' → '.join(diagnosis.code_path))}</p>")
+    if diagnosis.evidence:
+        text = "\n".join(f"{item.where}: {item.text}" for item in diagnosis.evidence)
+        out.append(f"<pre>{e(text)}</pre>")
+    out.append("</section>")
+    return out
+
+
+def render_html(result: Result, *, source: str = "transcript") -> str:
+    """A self-contained HTML page (no scripts, no external files)."""
+    title = f"nerdlab run {result.id}" if isinstance(result, RunDiagnosis) else source
+    body: list[str] = []
+    for name, diagnosis, _ in _blocks(result, source):
+        body += _html_diagnosis(name, diagnosis)
+    return "\n".join(
+        [
+            "<!doctype html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+            f"<h1>{html.escape(title)}</h1>",
+            *body,
+            "</body></html>",
+            "",
+        ]
+    )
