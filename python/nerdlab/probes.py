@@ -240,7 +240,7 @@ def _place(value: object, where: _Where) -> Place:
         if kind in ("before", "after"):
             found = _strings(patterns, where / kind)
             for pattern in found:
-                if not _identifiers(pattern):
+                if not _pattern_tokens(pattern):
                     raise (where / kind).error(f"{pattern!r} holds no Go identifier")
             return Place(kind, found)
     raise where.error(
@@ -455,6 +455,11 @@ def _mask(source: str) -> str:
 
 def _identifiers(text: str) -> list[str]:
     return _IDENT.findall(text)
+
+
+def _pattern_tokens(pattern: str) -> list[str]:
+    """Return a pattern's identifiers; literals in it count for nothing."""
+    return _identifiers(_mask(pattern))
 
 
 def _contains_run(tokens: Sequence[str], run: Sequence[str]) -> bool:
@@ -732,10 +737,11 @@ def _spots(function: _Function, probe: Probe) -> list[_Spot]:
         ]
     spots = []
     for line in statements:
-        pattern = next(
-            (p for p in place.patterns if _contains_run(line.tokens, _identifiers(p))),
-            None,
+        tokens = line.tokens
+        matches = (
+            p for p in place.patterns if _contains_run(tokens, _pattern_tokens(p))
         )
+        pattern = next(matches, None)
         if pattern is None:
             continue
         where = f"{function.path.name}:{line.index + 1}"
