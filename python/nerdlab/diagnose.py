@@ -71,6 +71,7 @@ CATEGORIES = (
 )
 
 BUG = "log-uri-treated-as-fifo"
+STATE_STREAM = "file"
 INCONCLUSIVE = "INCONCLUSIVE"
 
 
@@ -209,10 +210,13 @@ _ERROR_LEVELS = frozenset({"error", "fatal", "panic"})
 
 # `ls -la` long listing: type character, permission bits, optional SELinux/ACL mark,
 # link count, owner, group, size, date (three fields), name.
+_MODE = r"(?P<type>[-dlpcbs])[rwxsStT-]{9}"
 _LISTING = re.compile(
-    r"^(?P<type>[-dlpcbs])[rwxsStT-]{9}[.+@]?\s+\d+\s+\S+\s+\S+\s+\d+\s+"
-    r"\S+\s+\S+\s+\S+\s+(?P<name>.+)$"
+    rf"^{_MODE}[.+@]?\s+\d+\s+\S+\s+\S+\s+\d+\s+\S+\s+\S+\s+\S+\s+(?P<name>.+)$"
 )
+
+# The runner's own tree listing: stat.filemode, size, full path.
+_TREE = re.compile(rf"^{_MODE}\s+\d+\s+/(?:.*/)?(?P<name>[^/]+)$")
 
 # A nerdctl data store inside any path: "<data root>/<8 hex digits>", where the data
 # root ends in "nerdctl" (/var/lib/nerdctl, ~/.local/share/nerdctl).
@@ -278,7 +282,11 @@ def _gather(events: Iterable[Event]) -> _Facts:
     facts = _Facts()
     for event in events:
         facts.events.append(event)
-        if isinstance(event, PromptCommand):
+        if event.stream == STATE_STREAM and isinstance(event, CliError | LogrusLine):
+            # a state snapshot's own complaint ("ls: cannot access ...") is a fact
+            # about the host, not a failure of the scenario
+            pass
+        elif isinstance(event, PromptCommand):
             facts.commands.append(event)
             for flag in _LOG_URI_FLAG.finditer(event.command):
                 for stream in ("stdout", "stderr"):
@@ -311,7 +319,7 @@ def _gather(events: Iterable[Event]) -> _Facts:
         elif isinstance(event, Output):
             if _ERROR_OUTPUT.match(event.text):
                 facts.errors.append(ErrorSeen(event, split_chain(event.text)))
-            elif listing := _LISTING.match(event.text):
+            elif listing := _LISTING.match(event.text) or _TREE.match(event.text):
                 facts.on_disk[listing["name"].strip()] = listing["type"]
             elif toml := _TOML_ADDRESS.match(event.text):
                 facts.toml_address = toml["address"]
@@ -402,6 +410,8 @@ def _code_path(
                 failed = probe.get("err")
             if failed is not None and failed not in _NIL:
                 notes.append("mkfifo failed")
+            elif probe.get("err", "<nil>") not in _NIL:
+                notes.append("error")
         else:
             name = probe.func
             if name == "NewTask" and probe.counter:
@@ -878,7 +888,9 @@ def diagnose_scenario(directory: Path) -> ScenarioDiagnosis:
     state = sorted(state_dir.glob("*.txt")) if state_dir.is_dir() else []
     for path in state:
         with path.open(encoding="utf-8", errors="replace") as lines:
-            events.extend(parse_lines(lines, step=f"state/{path.stem}", stream="file"))
+            events.extend(
+                parse_lines(lines, step=f"state/{path.stem}", stream=STATE_STREAM)
+            )
     # probes and errors from the attach step come first in the evidence
     attach_step = next((step for step in steps if step.name == "attach"), None)
     address = context.get("containerd_address")
