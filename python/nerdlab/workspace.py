@@ -1,0 +1,164 @@
+"""The workspace: sibling checkouts ``nerdctl/``, ``containerd/`` and ``fifo/``.
+
+Sibling layout, as in the original investigation, so that nerdctl's go.mod can name
+``../containerd`` and ``../fifo``. This module prepares each checkout at the version
+nerdctl's go.mod requires and stacks nerdlab's layers on them: the wiring (replace
+block or go.work) on nerdctl, then one instrumentation commit per repository.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from nerdlab import gomod
+from nerdlab.errors import ConfigError, SourceError
+from nerdlab.sources import (
+    Checkout,
+    Layer,
+    choose_source,
+    ensure_layer,
+    layer_digest,
+    prepare_git_checkout,
+    prepare_module_checkout,
+)
+
+__all__ = [
+    "NERDCTL_MODULES",
+    "REPOSITORIES",
+    "checkout_dependency",
+    "checkout_nerdctl",
+    "instrument",
+    "nerdctl_requirements",
+    "wire",
+]
+
+NERDCTL_MODULES = ("github.com/containerd/nerdctl/v2", "github.com/containerd/nerdctl")
+REPOSITORIES = ("nerdctl", "containerd", "fifo")
+WIRING_MODES = ("replace", "work")
+
+
+def _is_version(ref: str) -> bool:
+    try:
+        gomod.parse_module_version(ref)
+    except gomod.GoModError:
+        return False
+    return True
+
+
+def checkout_nerdctl(workspace: Path, ref: str, source: str, mirrors: str) -> Checkout:
+    """Prepare ``workspace/nerdctl`` at ``ref``."""
+    kind, origin = choose_source(source, "nerdctl", mirrors)
+    dest = workspace / "nerdctl"
+    if kind != "module":
+        return prepare_git_checkout("nerdctl", dest, ref, origin, source=kind)
+    if not _is_version(ref):
+        raise ConfigError(
+            f"the Go module proxy serves versions, and nerdctl ref {ref!r} is not one; "
+            "give a tag (v2.0.0-beta.2) or use source=git or source=mirror"
+        )
+    refusals = []
+    for module in NERDCTL_MODULES:
+        major = gomod.parse_module_version(ref).major
+        if module.endswith("/v2") != (major >= 2):
+            continue
+        try:
+            return prepare_module_checkout("nerdctl", dest, module, ref)
+        except SourceError as err:
+            refusals.append(str(err))
+    raise SourceError(refusals[0] if refusals else f"no nerdctl module for {ref}")
+
+
+def nerdctl_requirements(nerdctl: Path) -> dict[str, Any]:
+    """Read what nerdctl's go.mod requires of containerd, fifo and Go."""
+    parsed = gomod.read_go_mod(nerdctl / "go.mod")
+    containerd = parsed.containerd()
+    fifo = parsed.fifo()
+    return {
+        "module": parsed.module,
+        "go": parsed.go or "1.21",
+        "containerd": asdict(containerd),
+        "containerd_major": gomod.parse_module_version(containerd.version).major,
+        "fifo": asdict(fifo),
+    }
+
+
+def checkout_dependency(
+    workspace: Path, name: str, module: str, version: str, source: str, mirrors: str
+) -> Checkout:
+    """Prepare ``workspace/<name>`` at exactly ``module@version``."""
+    kind, origin = choose_source(source, name, mirrors)
+    dest = workspace / name
+    if kind == "module":
+        return prepare_module_checkout(name, dest, module, version)
+    ref = gomod.git_ref_for_version(module, version)
+    checkout = prepare_git_checkout(name, dest, ref, origin, source=kind)
+    return Checkout(checkout.name, checkout.path, checkout.base, checkout.branch,
+                    checkout.source, checkout.origin, version, checkout.changed)
+
+
+def wire(nerdctl: Path, mode: str, dependencies: dict[str, str]) -> bool:
+    """Point nerdctl's build at the sibling checkouts; return whether anything changed.
+
+    ``dependencies`` maps a module path to a directory relative to nerdctl.
+    """
+    if mode not in WIRING_MODES:
+        raise ConfigError(f"wiring={mode!r} is not one of {', '.join(WIRING_MODES)}")
+
+    def apply(repo: Path) -> Sequence[str]:
+        if mode == "replace":
+            path = repo / "go.mod"
+            path.write_text(gomod.add_replace_block(path.read_text(), dependencies))
+            return ["go.mod"]
+        versions = [gomod.read_go_mod(repo / "go.mod").go or "1.21"]
+        for directory in dependencies.values():
+            dep = gomod.read_go_mod((repo / directory / "go.mod").resolve())
+            versions.append(dep.go or "1.21")
+        newest = max(versions, key=lambda v: tuple(int(p) for p in v.split(".")))
+        uses = [".", *sorted(set(dependencies.values()))]
+        (repo / "go.work").write_text(gomod.render_go_work(newest, uses))
+        return ["go.work"]
+
+    names = ", ".join(sorted(p.rsplit("/", 1)[-1] for p in dependencies))
+    layer = Layer(
+        name="wiring",
+        subject=f"nerdlab: wire local {names} checkouts ({mode})",
+        digest=layer_digest(mode, *sorted(f"{k}={v}" for k, v in dependencies.items())),
+        apply=apply,
+    )
+    return ensure_layer(nerdctl, 0, layer)
+
+
+def instrument(repo: Path, probe_files: Sequence[Path], position: int) -> dict[str, Any]:
+    """Apply the probe sets to ``repo`` as one ``nerdlab: instrumentation`` commit."""
+    from nerdlab import probes
+
+    sets = [probes.load_probe_set(path) for path in probe_files]
+    applied: list[dict[str, Any]] = []
+
+    def apply(root: Path) -> Sequence[str]:
+        touched: set[str] = set()
+        for probe_set in sets:
+            result = probes.apply_probes(root, probe_set)
+            touched.update(str(path) for path in result.changed_files)
+        return sorted(touched)
+
+    for probe_set in sets:
+        # Planning first finds a probe that matches nothing before any commit moves.
+        probes.plan_probes(repo, probe_set)
+    renderer = Path(probes.__file__).read_bytes()
+    digest = layer_digest(renderer, *(path.read_bytes() for path in probe_files))
+    layer = Layer("instrumentation", "nerdlab: instrumentation", digest, apply)
+    changed = ensure_layer(repo, position, layer)
+    applied = []
+    for probe_set in sets:
+        edits = probes.plan_probes(repo, probe_set)
+        applied.append({
+            "probe_set": str(probe_set.path),
+            "applied_ids": sorted({e.probe_id for e in edits if e.action != "skipped"}),
+            "skipped": [{"id": e.probe_id, "reason": e.reason}
+                        for e in edits if e.action == "skipped"],
+        })
+    return {"changed": changed, "applied": applied}

@@ -1,0 +1,239 @@
+"""nerdlab's front door: `inv setup`, then `inv repro`.
+
+Settings come from Invoke's own configuration, lowest to highest: the defaults below,
+invoke.yaml in this directory, INVOKE_NERDLAB_* environment variables (for example
+INVOKE_NERDLAB_MIRRORS=/srv/mirrors), then command-line flags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from invoke import Collection, Context, Exit, task
+
+PROJECT = Path(__file__).resolve().parent
+sys.path.insert(0, str(PROJECT / "python"))
+
+from nerdlab.errors import NerdlabError  # noqa: E402
+
+DEFAULTS: dict[str, Any] = {
+    "nerdctl_ref": "v2.0.0-beta.2",
+    "source": "auto",
+    "mirrors": "",
+    "workspace": "workspace",
+    "runs": "runs",
+    "target": "local",
+    "wiring": "replace",
+    "attach_timeout": 10,
+    "image": "alpine",
+    "pull": True,
+    "scenarios": ["detached-attach"],
+}
+
+
+def _settings(c: Context) -> dict[str, Any]:
+    return {**DEFAULTS, **dict(c.config.get("nerdlab", {}))}
+
+
+def _path(value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else PROJECT / path
+
+
+def _become_args() -> list[str]:
+    if os.geteuid() == 0:
+        return []
+    if shutil.which("sudo") is None:
+        raise Exit("nerdlab needs root for its containerd: run as root or install sudo")
+    return [] if os.system("sudo -n true 2>/dev/null") == 0 else ["--ask-become-pass"]
+
+
+def _playbook(c: Context, name: str, extra: dict[str, Any], dry_run: bool) -> None:
+    settings = _settings(c)
+    if settings["target"] != "local":
+        raise Exit(f"target {settings['target']!r} is not supported yet; use --target local")
+    variables = {
+        "nerdlab_project_dir": str(PROJECT),
+        "nerdlab_workspace": str(_path(settings["workspace"])),
+        "nerdlab_runs_dir": str(_path(settings["runs"])),
+        "nerdlab_become": os.geteuid() != 0,
+        **extra,
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="nerdlab-",
+                                     delete=False) as handle:
+        json.dump(variables, handle)
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"),
+            str(PROJECT / "playbooks" / f"{name}.yml"),
+            "--extra-vars", f"@{handle.name}", *_become_args()]
+    if dry_run:
+        print(shlex.join(argv))
+        print(json.dumps(variables, indent=2))
+        return
+    env = {"ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg")}
+    started = time.monotonic()
+    try:
+        result = c.run(shlex.join(argv), env=env, warn=True, pty=False)
+    finally:
+        os.unlink(handle.name)
+    took = time.monotonic() - started
+    if result is None or result.failed:
+        raise Exit(f"{name} failed after {took:.0f}s; the failing task's message is above")
+    print(f"{name}: done in {took:.0f}s")
+
+
+@task(help={
+    "nerdctl-ref": "nerdctl tag, branch, commit or pr:NUMBER (default v2.0.0-beta.2)",
+    "source": "auto, git, mirror or module (default auto)",
+    "mirrors": "directory of local mirrors (default: nerdlab.mirrors, unset)",
+    "workspace": "where the checkouts live (default workspace/ in this clone)",
+    "wiring": "replace (go.mod replace block) or work (go.work) (default replace)",
+    "target": "where to build and run (default local)",
+    "dry-run": "print the ansible-playbook command and variables, run nothing",
+})
+def setup(c, nerdctl_ref=None, source=None, mirrors=None, workspace=None,
+          wiring=None, target=None, dry_run=False):
+    """Provision the target, check out matching sources, instrument and build nerdctl."""
+    overrides = {"nerdctl_ref": nerdctl_ref, "source": source, "mirrors": mirrors,
+                 "workspace": workspace, "wiring": wiring, "target": target}
+    c.config.nerdlab.update({k: v for k, v in overrides.items() if v is not None})
+    settings = _settings(c)
+    print(f"setup: nerdctl {settings['nerdctl_ref']} (source {settings['source']}) "
+          f"in {_path(settings['workspace'])}")
+    _playbook(c, "setup", {
+        "nerdlab_nerdctl_ref": settings["nerdctl_ref"],
+        "nerdlab_source": settings["source"],
+        "nerdlab_mirrors": str(settings["mirrors"] or ""),
+        "nerdlab_wiring": settings["wiring"],
+    }, dry_run)
+
+
+def _latest_run(runs: Path) -> Path:
+    candidates = sorted(p for p in runs.glob("*") if (p / "run.json").is_file())
+    if not candidates:
+        raise Exit(f"no runs under {runs}; run `inv repro` first")
+    return candidates[-1]
+
+
+@task(iterable=["scenario"], help={
+    "scenario": "scenario to run, repeatable (default detached-attach)",
+    "attach-timeout": "seconds before attach is stopped (default 10)",
+    "image": "image to run (default alpine; a local busybox image when none pulls)",
+    "no-pull": "do not try a registry; use the local busybox image",
+    "json": "print the diagnosis as JSON instead of the summary",
+    "dry-run": "print the ansible-playbook command and variables, run nothing",
+})
+def repro(c, scenario=None, attach_timeout=None, image=None, no_pull=False, json_=False,
+          dry_run=False):
+    """Run the reproduction scenarios on the built nerdctl and diagnose what happened."""
+    from nerdlab.report import render_terminal, run_to_json
+    from nerdlab.diagnose import diagnose_run
+    from nerdlab.scenarios import available
+
+    settings = _settings(c)
+    names = list(scenario or settings["scenarios"])
+    known = available(PROJECT / "scenarios")
+    for name in names:
+        if name not in known:
+            raise Exit(f"unknown scenario {name!r}; choose from {', '.join(known)}")
+    run_id = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = _path(settings["runs"]) / run_id
+    pull = settings["pull"] and not no_pull
+    _playbook(c, "repro", {
+        "attach_repro_scenarios": names,
+        "attach_repro_run_dir": str(run_dir),
+        "attach_repro_attach_timeout_s": int(attach_timeout or settings["attach_timeout"]),
+        "attach_repro_owner": "" if os.geteuid() == 0 else str(os.getuid()),
+        "repro_image_name": image or settings["image"],
+        "repro_image_pull": pull,
+    }, dry_run)
+    if dry_run:
+        return
+    (run_dir / "run.json").write_text(json.dumps({
+        "id": run_id,
+        "target": settings["target"],
+        "nerdctl_ref": settings["nerdctl_ref"],
+        "scenarios": names,
+        "sources": _read_json(_path(settings["workspace"]) / "sources.json"),
+        "build": _read_json(_path(settings["workspace"]) / "build-proof.json"),
+    }, indent=2) + "\n")
+    try:
+        diagnosis = diagnose_run(run_dir, write=True)
+    except NerdlabError as err:
+        raise Exit(str(err)) from err
+    print(json.dumps(run_to_json(diagnosis), indent=2) if json_
+          else render_terminal(diagnosis))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+@task(help={
+    "file": "transcript file, run directory, or - for stdin",
+    "json": "print JSON",
+    "format": "terminal, json, markdown or html (default terminal)",
+    "address": "containerd address the data-root hash is checked against",
+})
+def trace(c, file, json_=False, format=None, address=None):
+    """Parse a transcript or run directory into a trace and a diagnosis."""
+    from nerdlab.cli import trace_main
+
+    argv = [file]
+    if json_:
+        argv.append("--json")
+    if format:
+        argv += ["--format", format]
+    if address:
+        argv += ["--address", address]
+    code = trace_main(argv)
+    if code:
+        raise Exit(code=code)
+
+
+@task(help={"run": "run directory (default: the latest under runs/)",
+            "format": "terminal, json, markdown or html (default terminal)"})
+def report(c, run=None, format="terminal"):
+    """Show the report of a run again."""
+    settings = _settings(c)
+    run_dir = _path(run) if run else _latest_run(_path(settings["runs"]))
+    trace(c, str(run_dir), format=format)
+
+
+@task(help={"workspace": "also delete the workspace checkouts (asks first)",
+            "yes": "do not ask before deleting the workspace",
+            "dry-run": "print the ansible-playbook command and variables, run nothing"})
+def clean(c, workspace=False, yes=False, dry_run=False):
+    """Remove nerdlab's containers and stop its containerd; optionally the workspace."""
+    _playbook(c, "teardown", {}, dry_run)
+    path = _path(_settings(c)["workspace"])
+    if not workspace or not path.exists() or dry_run:
+        return
+    if not yes:
+        answer = input(f"Delete {path} and every checkout in it? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print(f"kept {path}")
+            return
+    from nerdlab.sources import is_dirty
+
+    dirty = [p.name for p in path.iterdir() if (p / ".git").exists() and is_dirty(p)]
+    if dirty:
+        raise Exit(f"{', '.join(dirty)} in {path} have uncommitted changes; "
+                   "commit or stash them first, nothing was deleted")
+    shutil.rmtree(path)
+    print(f"deleted {path}")
+
+
+ns = Collection(setup, repro, trace, report, clean)
+ns.configure({"nerdlab": DEFAULTS})
