@@ -152,11 +152,11 @@ def go_unquote(quoted: str, *, line: str | None = None, offset: int = 0) -> str:
 #   logrus text form:  "FATA[0000] "
 #   logrus logfmt:     'time="..." level=error msg="' (the message is the msg value)
 #   urfave/cli:        "ctr: "
-#   yarn, docker CLI:  "error ", "Error: ", "docker: "
+#   yarn, cobra:       "error " before a capital, "Error: "
 _JOURNAL = r"(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ [^\s:\[]+(?:\[\d+\])?: )"
 _LOGRUS_TEXT = r"(?:TRAC|DEBU|INFO|WARN|ERRO|FATA|PANI)\[\d+\] ?"
 _CLI = r"(?:ctr|nerdctl|docker|crictl|containerd|runc|buildctl|limactl|lima): "
-_PLAIN_LEVEL = r"(?:error|Error|ERROR|fatal|FATAL)(?::? )"
+_PLAIN_LEVEL = r"(?:(?:[Ee]rror|ERROR|[Ff]atal|FATAL): |error (?=[A-Z]))"
 _PREFIX = re.compile(rf"^(?:{_JOURNAL}?{_LOGRUS_TEXT}|{_CLI}|{_PLAIN_LEVEL})")
 _LOGFMT_MSG = re.compile(r'(?:^|\s)msg=(?P<value>"(?:[^"\\]|\\.)*"|\S+)')
 _LOGFMT_HEAD = re.compile(rf"^{_JOURNAL}?(?:time|level)=")
@@ -252,10 +252,15 @@ def _split_unquoted(message: str) -> list[str]:
 def _layers(message: str) -> list[Layer]:
     pieces = [piece for piece in _split_unquoted(message) if piece]
     merged: list[str] = []
+    open_head = False
     for piece in pieces:
-        if merged and _WHOLE_HEAD.match(merged[-1]):
+        if merged and (open_head or _WHOLE_HEAD.match(merged[-1])):
+            # 'exec: "sh": executable file not found' is one error: a quoted name
+            # after the head keeps the text after it in the same layer
+            open_head = not open_head and piece.startswith('"') and piece.endswith('"')
             merged[-1] = f"{merged[-1]}: {piece}"
         else:
+            open_head = False
             merged.append(piece)
     layers: list[Layer] = []
     for piece in merged:
