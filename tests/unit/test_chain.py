@@ -109,23 +109,36 @@ def test_split(message: str, layers: tuple[str, ...]) -> None:
 
 
 ARGUMENTS = [
-    pytest.param(f"error creating fifo {URI}", "error creating fifo", URI, None, id="fifo"),
     pytest.param(
-        "failed to open stdout fifo", "failed to open stdout fifo", None, "stdout",
+        f"error creating fifo {URI}", "error creating fifo", URI, None, id="fifo"
+    ),
+    pytest.param(
+        "failed to open stdout fifo",
+        "failed to open stdout fifo",
+        None,
+        "stdout",
         id="client-stream",
     ),
     pytest.param(
-        "failed to open stdin fifo /tmp/a-stdin", "failed to open stdin fifo",
-        "/tmp/a-stdin", "stdin", id="shim-stream-with-path",
+        "failed to open stdin fifo /tmp/a-stdin",
+        "failed to open stdin fifo",
+        "/tmp/a-stdin",
+        "stdin",
+        id="shim-stream-with-path",
     ),
     pytest.param("stat /a b/c", "stat", "/a b/c", None, id="stat-with-space"),
-    pytest.param("open /x/log-config.json", "open", "/x/log-config.json", None, id="open"),
     pytest.param(
-        'failed to read log config file "/x/l.json"', "failed to read log config file",
-        "/x/l.json", None, id="log-config",
+        "open /x/log-config.json", "open", "/x/log-config.json", None, id="open"
+    ),
+    pytest.param(
+        'failed to read log config file "/x/l.json"',
+        "failed to read log config file",
+        "/x/l.json",
+        None,
+        id="log-config",
     ),
     pytest.param("no such file or directory", None, None, None, id="errno-text"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("text", "verb", "argument", "stream"), ARGUMENTS)
@@ -171,12 +184,17 @@ def test_strip_log_prefix(text: str, prefix: str, message: str) -> None:
 
 
 WRAPS = [
-    pytest.param("stat binary:///usr/local", "/bin/n: x", "stat binary:///usr/local/bin/n: x", id="uri"),
+    pytest.param(
+        "stat binary:///usr/local",
+        "/bin/n: x",
+        "stat binary:///usr/local/bin/n: x",
+        id="uri",
+    ),
     pytest.param("stat /usr/local", "/bin/n: x", None, id="path-not-uri"),
     pytest.param("stat binary:///usr/local", "  indented", None, id="indented"),
     pytest.param("a: binary:///x:", "more", None, id="ends-with-colon"),
     pytest.param("stat binary:///usr/local", "", None, id="blank"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("message", "following", "joined"), WRAPS)

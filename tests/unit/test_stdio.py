@@ -38,24 +38,38 @@ KINDS = [
     pytest.param("", "empty", None, None, id="empty"),
     pytest.param("   ", "empty", None, None, id="blank"),
     pytest.param(
-        "/run/containerd/fifo/345658729/f26c-stdin", "fifo", None,
-        "/run/containerd/fifo/345658729/f26c-stdin", id="containerd-fifo",
+        "/run/containerd/fifo/345658729/f26c-stdin",
+        "fifo",
+        None,
+        "/run/containerd/fifo/345658729/f26c-stdin",
+        id="containerd-fifo",
     ),
     pytest.param(
-        "/var/run/docker/containerd/d8c1/init-stdout", "fifo", None,
-        "/var/run/docker/containerd/d8c1/init-stdout", id="docker-fifo",
+        "/var/run/docker/containerd/d8c1/init-stdout",
+        "fifo",
+        None,
+        "/var/run/docker/containerd/d8c1/init-stdout",
+        id="docker-fifo",
     ),
     pytest.param(
         f"binary:///usr/local/bin/nerdctl?_NERDCTL_INTERNAL_LOGGING={ENCODED}",
-        "log-uri", "binary", "/usr/local/bin/nerdctl", id="nerdctl-binary",
+        "log-uri",
+        "binary",
+        "/usr/local/bin/nerdctl",
+        id="nerdctl-binary",
     ),
     pytest.param("file:///home/123.txt", "log-uri", "file", "/home/123.txt", id="file"),
     pytest.param("fifo:///run/x", "log-uri", "fifo", "/run/x", id="fifo-scheme"),
-    pytest.param("binary:///opt/logger/logger.py", "log-uri", "binary",
-                 "/opt/logger/logger.py", id="ctr-logger"),
+    pytest.param(
+        "binary:///opt/logger/logger.py",
+        "log-uri",
+        "binary",
+        "/opt/logger/logger.py",
+        id="ctr-logger",
+    ),
     pytest.param("relative/path", "other", None, None, id="relative"),
     pytest.param("C:\\x", "other", None, None, id="windows-drive"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("value", "kind", "scheme", "path"), KINDS)
@@ -122,11 +136,20 @@ def test_address_hash(address: str, expected: str) -> None:
 
 
 CHECKS = [
-    pytest.param("/var/lib/nerdctl/1935db59", None, ("1935db59", "default", True), id="default-matches"),
-    pytest.param("/var/lib/nerdctl/1935db59/", "/run/k3s/containerd/containerd.sock",
-                 ("1935db59", "run", False), id="other-address-differs"),
+    pytest.param(
+        "/var/lib/nerdctl/1935db59",
+        None,
+        ("1935db59", "default", True),
+        id="default-matches",
+    ),
+    pytest.param(
+        "/var/lib/nerdctl/1935db59/",
+        "/run/k3s/containerd/containerd.sock",
+        ("1935db59", "run", False),
+        id="other-address-differs",
+    ),
     pytest.param(None, None, (None, "default", None), id="no-store"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("store", "address", "want"), CHECKS)

@@ -92,9 +92,13 @@ def test_probe_keeps_text_before_the_marker() -> None:
 def test_probe_receiver_is_dropped_in_short_func() -> None:
     """``(*container).loadTask`` is shown as ``loadTask``."""
     line = render_probe(
-        t=1, pid=2, id="containerd.loadTask.entry", mod="m",
-        func="(*container).loadTask", place="entry",
-    )  # fmt: skip
+        t=1,
+        pid=2,
+        id="containerd.loadTask.entry",
+        mod="m",
+        func="(*container).loadTask",
+        place="entry",
+    )
     event = parse_probe(line)
     assert (event.func, event.short_func) == ("(*container).loadTask", "loadTask")
 
@@ -122,9 +126,14 @@ def test_go_quote_round_trip(value: str) -> None:
 def test_probe_line_round_trip(value: str) -> None:
     """A rendered probe line with any value parses back to the same fields."""
     line = render_probe(
-        t=17, pid=1, id="x.y", mod="example.com/m", func="f", place="before:a.B",
+        t=17,
+        pid=1,
+        id="x.y",
+        mod="example.com/m",
+        func="f",
+        place="before:a.B",
         values=[("v", value), ("err", "<nil>")],
-    )  # fmt: skip
+    )
     event = parse_probe(line, line=3, step="attach", stream="stderr")
     assert event.values == (("v", value), ("err", "<nil>"))
     assert (event.line, event.step, event.stream) == (3, "attach", "stderr")
@@ -299,7 +308,7 @@ main.main()
 
 
 def test_panic_gathers_its_frames() -> None:
-    """The goroutine header and frames belong to the panic; the prompt after does not."""
+    """The goroutine header and frames belong to the panic, the next prompt not."""
     events = list(parse_lines(PANIC.splitlines()))
     assert [type(event) for event in events] == [GoPanic, PromptCommand]
     panic = events[0]
