@@ -25,6 +25,7 @@ is written, so a failure leaves the checkout untouched.
 
 from __future__ import annotations
 
+import platform
 import re
 import shutil
 import subprocess
@@ -56,9 +57,13 @@ __all__ = [
 PROBE_PREFIX = "NERDLAB-PROBE"
 REPOS = ("nerdctl", "containerd", "fifo")
 UPSTREAM_STATUS = "not-for-upstream"
-# The operating system the instrumented binaries are built for; files that
-# only build elsewhere (foo_windows.go, //go:build windows) are never searched.
+# The platform the instrumented binaries are built for; files that only build
+# elsewhere (foo_windows.go, //go:build windows) are never searched. nerdctl
+# builds with CGO_ENABLED=0, so the cgo tag is off too.
 TARGET_OS = "linux"
+TARGET_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(
+    platform.machine(), platform.machine()
+)
 
 # Imported under names no upstream file uses, so a probe works whether or not
 # the file imports fmt/os/time and whatever local variables shadow them.
@@ -475,9 +480,11 @@ def _builds_for_target(path: Path, masked_head: str, source: str) -> bool:
     if parts[-1] == "test":
         return False
     if len(parts) >= 3 and parts[-1] in _GOARCH and parts[-2] in _GOOS:
-        return parts[-2] == TARGET_OS
+        return parts[-2] == TARGET_OS and parts[-1] == TARGET_ARCH
     if len(parts) >= 2 and parts[-1] in _GOOS:
         return parts[-1] == TARGET_OS
+    if len(parts) >= 2 and parts[-1] in _GOARCH:
+        return parts[-1] == TARGET_ARCH
     # Build constraints live in comments before the package clause.
     package = _PACKAGE_CLAUSE.search(masked_head)
     header = source[: package.start()] if package else ""
@@ -486,16 +493,14 @@ def _builds_for_target(path: Path, masked_head: str, source: str) -> bool:
 
 
 def _eval_constraint(expr: str) -> bool:
-    """Evaluate a //go:build expression for TARGET_OS on any architecture."""
+    """Evaluate a //go:build expression for TARGET_OS and TARGET_ARCH."""
     tokens = _BUILD_TOKEN.findall(expr)
     pos = 0
 
     def tag(name: str) -> bool:
-        if name in _GOOS:
-            return name == TARGET_OS
         if name == "unix":
             return TARGET_OS in _UNIX
-        return name in _GOARCH or name == "gc" or name.startswith("go1.")
+        return name in (TARGET_OS, TARGET_ARCH, "gc") or name.startswith("go1.")
 
     def atom() -> bool:
         nonlocal pos
@@ -573,7 +578,6 @@ class _Function:
     path: Path
     signature: tuple[str, ...]  # identifiers from 'func' to the body brace
     open_line: int  # 0-based line holding the body's opening brace
-    close_line: int  # 0-based line holding its closing brace
     text: str  # the original source of the whole declaration
     lines: tuple[_Line, ...]  # the body lines between the braces
 
@@ -676,7 +680,6 @@ def _find_function(go_file: _GoFile, probe: Probe) -> _Function | None:
             path=go_file.path,
             signature=tuple(_identifiers(go_file.masked[match.start() : open_at])),
             open_line=go_file.masked.count("\n", 0, open_at),
-            close_line=go_file.masked.count("\n", 0, close_at),
             text=go_file.source[match.start() : close_at + 1],
             lines=tuple(lines),
         )
@@ -725,9 +728,9 @@ def _statement_end(function: _Function, first: _Line) -> _Line:
 
 def _spots(function: _Function, probe: Probe) -> list[_Spot]:
     place = probe.place
-    body_indent = _indent_of(function.text.splitlines()[0]) + "\t"
     if place.kind in ("entry", "exit"):
-        return [_Spot(function.open_line + 1, body_indent, place.describe())]
+        # Declarations are top-level, so their bodies are indented one tab.
+        return [_Spot(function.open_line + 1, "\t", place.describe())]
     statements = _statements(function)
     if place.kind == "return":
         return [
@@ -765,10 +768,6 @@ def _spots(function: _Function, probe: Probe) -> list[_Spot]:
             end = _statement_end(function, line)
             spots.append(_Spot(end.index + 1, line.indent, place.describe(pattern)))
     return spots
-
-
-def _indent_of(line: str) -> str:
-    return line[: len(line) - len(line.lstrip())]
 
 
 def _choose_values(

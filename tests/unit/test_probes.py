@@ -536,6 +536,11 @@ def test_receiver_distinguishes_methods(tmp_path: Path) -> None:
             "x.go",
             id="constraint-and-goos-arch-suffix",
         ),
+        pytest.param(
+            {"c.go": "//go:build cgo\n\n" + BARE, "n.go": "//go:build !cgo\n\n" + BARE},
+            "n.go",
+            id="cgo-off",
+        ),
     ],
 )
 def test_files_for_other_systems_are_skipped(
