@@ -229,7 +229,7 @@ def _layers_above(repo: Path, head: str) -> list[tuple[str, str, str]]:
         commit = parent
 
 
-def _switch_to_branch(repo: Path, branch: str, base: str) -> bool:
+def _switch_to_branch(repo: Path, branch: str, base: str, *, fresh: bool = False) -> bool:
     """Put the checkout on ``branch`` rooted at ``base``; return whether anything moved."""
     head_ref = run_git(repo, "symbolic-ref", "--quiet", "--short", "HEAD",
                        check=False).stdout.strip()
@@ -248,7 +248,7 @@ def _switch_to_branch(repo: Path, branch: str, base: str) -> bool:
             existing = None
     if existing is not None and head_ref == branch:
         return False
-    if head_ref or _resolve_commit(repo, "HEAD"):
+    if not fresh:
         _refuse_if_dirty(repo)
     if existing is not None:
         run_git(repo, "checkout", "--quiet", branch)
@@ -261,18 +261,17 @@ def prepare_git_checkout(
     name: str, dest: Path, ref: str, origin: str, *, source: str = "git"
 ) -> Checkout:
     """Clone (once) and put ``dest`` on nerdlab's branch for ``ref``."""
-    changed = False
-    if not (dest / ".git").exists():
+    fresh = not (dest / ".git").exists()
+    if fresh:
         if dest.exists() and any(dest.iterdir()):
             raise SourceError(
                 f"{dest} exists and is not a git checkout; move it away or choose "
                 "another workspace"
             )
         _clone(origin, dest)
-        changed = True
     base = _fetch_ref(dest, ref)
     branch = branch_name(ref)
-    changed |= _switch_to_branch(dest, branch, base)
+    changed = _switch_to_branch(dest, branch, base, fresh=fresh) or fresh
     return Checkout(name, str(dest), base, branch, source, origin, ref, changed)
 
 
