@@ -230,6 +230,7 @@ _LOG_URI_FLAG = re.compile(r"--log-uri[= ](?P<uri>\S+)")
 
 _ENOENT = "no such file or directory"
 _STREAMS = ("stdin", "stdout", "stderr")
+# containerd names a task's FIFOs "<id>-stdin", "<id>-stdout", "<id>-stderr".
 _FIFO_SUFFIX = re.compile(r"-(?P<stream>stdin|stdout|stderr)$")
 _NIL = frozenset({"", "<nil>", "nil"})
 

@@ -322,6 +322,23 @@ def test_panic_gathers_its_frames() -> None:
     assert events[1].line == 7
 
 
+def test_journald_panic_keeps_its_frames() -> None:
+    """A panic logged through journald still gathers its prefixed frames."""
+    prefix = "Sep 01 10:00:00 host nerdctl[99]: "
+    lines = [
+        f"{prefix}panic: provided file is not a console",
+        f"{prefix}goroutine 1 [running]:",
+        f"{prefix}github.com/containerd/console.Current()",
+        f"{prefix}\t/go/console.go:80 +0x94",
+        "Sep 01 10:00:01 host systemd[1]: x.service: Main process exited",
+    ]
+    events = list(parse_lines(lines))
+    assert [type(event) for event in events] == [GoPanic, Output]
+    panic = events[0]
+    assert isinstance(panic, GoPanic)
+    assert (panic.journal, len(panic.frames)) == (prefix, 1)
+
+
 PROMPTS = [
     pytest.param("[user@host dir]$ sudo nerdctl ps", "sudo nerdctl ps", id="bracket"),
     pytest.param("root@host:~# ctr task ls", "ctr task ls", id="user-at-host"),
