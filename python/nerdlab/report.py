@@ -314,7 +314,8 @@ def _markdown_diagnosis(name: str, diagnosis: Diagnosis, level: str) -> list[str
     if diagnosis.stdio:
         out += ["| stream | kind | scheme | path |", "|---|---|---|---|"]
         out += [
-            f"| {use.stream} | {use.kind} | {use.scheme or ''} | `{use.path}` |"
+            f"| {use.stream} | {use.kind} | {use.scheme or ''} "
+            f"| {f'`{use.path}`' if use.path else '(empty)'} |"
             for use in diagnosis.stdio
         ]
         out.append("")
