@@ -134,8 +134,8 @@ def _latest_run(runs: Path) -> Path:
 def repro(c, scenario=None, attach_timeout=None, image=None, no_pull=False, json_=False,
           dry_run=False):
     """Run the reproduction scenarios on the built nerdctl and diagnose what happened."""
-    from nerdlab.report import render_terminal, run_to_json
     from nerdlab.diagnose import diagnose_run
+    from nerdlab.report import render_terminal, to_json
     from nerdlab.scenarios import available
 
     settings = _settings(c)
@@ -169,8 +169,10 @@ def repro(c, scenario=None, attach_timeout=None, image=None, no_pull=False, json
         diagnosis = diagnose_run(run_dir, write=True)
     except NerdlabError as err:
         raise Exit(str(err)) from err
-    print(json.dumps(run_to_json(diagnosis), indent=2) if json_
-          else render_terminal(diagnosis))
+    if json_:
+        print(to_json(diagnosis))
+    else:
+        render_terminal(diagnosis)
 
 
 def _read_json(path: Path) -> Any:
