@@ -60,7 +60,9 @@ def _become_args() -> list[str]:
 def _playbook(c: Context, name: str, extra: dict[str, Any], dry_run: bool) -> None:
     settings = _settings(c)
     if settings["target"] != "local":
-        raise Exit(f"target {settings['target']!r} is not supported yet; use --target local")
+        raise Exit(
+            f"target {settings['target']!r} is not supported yet; use --target local"
+        )
     variables = {
         "nerdlab_project_dir": str(PROJECT),
         "nerdlab_workspace": str(_path(settings["workspace"])),
@@ -68,12 +70,17 @@ def _playbook(c: Context, name: str, extra: dict[str, Any], dry_run: bool) -> No
         "nerdlab_become": os.geteuid() != 0,
         **extra,
     }
-    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="nerdlab-",
-                                     delete=False) as handle:
+    with tempfile.NamedTemporaryFile(
+        "w", suffix=".json", prefix="nerdlab-", delete=False
+    ) as handle:
         json.dump(variables, handle)
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"),
-            str(PROJECT / "playbooks" / f"{name}.yml"),
-            "--extra-vars", f"@{handle.name}", *_become_args()]
+    argv = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        str(PROJECT / "playbooks" / f"{name}.yml"),
+        "--extra-vars",
+        f"@{handle.name}",
+        *_become_args(),
+    ]
     if dry_run:
         print(shlex.join(argv))
         print(json.dumps(variables, indent=2))
@@ -86,34 +93,60 @@ def _playbook(c: Context, name: str, extra: dict[str, Any], dry_run: bool) -> No
         os.unlink(handle.name)
     took = time.monotonic() - started
     if result is None or result.failed:
-        raise Exit(f"{name} failed after {took:.0f}s; the failing task's message is above")
+        raise Exit(
+            f"{name} failed after {took:.0f}s; the failing task's message is above"
+        )
     print(f"{name}: done in {took:.0f}s")
 
 
-@task(help={
-    "nerdctl-ref": "nerdctl tag, branch, commit or pr:NUMBER (default v2.0.0-beta.2)",
-    "source": "auto, git, mirror or module (default auto)",
-    "mirrors": "directory of local mirrors (default: nerdlab.mirrors, unset)",
-    "workspace": "where the checkouts live (default workspace/ in this clone)",
-    "wiring": "replace (go.mod replace block) or work (go.work) (default replace)",
-    "target": "where to build and run (default local)",
-    "dry-run": "print the ansible-playbook command and variables, run nothing",
-})
-def setup(c, nerdctl_ref=None, source=None, mirrors=None, workspace=None,
-          wiring=None, target=None, dry_run=False):
-    """Provision the target, check out matching sources, instrument and build nerdctl."""
-    overrides = {"nerdctl_ref": nerdctl_ref, "source": source, "mirrors": mirrors,
-                 "workspace": workspace, "wiring": wiring, "target": target}
+@task(
+    help={
+        "nerdctl-ref": "nerdctl tag, branch, commit or pr:NUMBER "
+        "(default v2.0.0-beta.2)",
+        "source": "auto, git, mirror or module (default auto)",
+        "mirrors": "directory of local mirrors (default: nerdlab.mirrors, unset)",
+        "workspace": "where the checkouts live (default workspace/ in this clone)",
+        "wiring": "replace (go.mod replace block) or work (go.work) (default replace)",
+        "target": "where to build and run (default local)",
+        "dry-run": "print the ansible-playbook command and variables, run nothing",
+    }
+)
+def setup(
+    c,
+    nerdctl_ref=None,
+    source=None,
+    mirrors=None,
+    workspace=None,
+    wiring=None,
+    target=None,
+    dry_run=False,
+):
+    """Provision the target, check out matching sources, instrument, build nerdctl."""
+    overrides = {
+        "nerdctl_ref": nerdctl_ref,
+        "source": source,
+        "mirrors": mirrors,
+        "workspace": workspace,
+        "wiring": wiring,
+        "target": target,
+    }
     c.config.nerdlab.update({k: v for k, v in overrides.items() if v is not None})
     settings = _settings(c)
-    print(f"setup: nerdctl {settings['nerdctl_ref']} (source {settings['source']}) "
-          f"in {_path(settings['workspace'])}")
-    _playbook(c, "setup", {
-        "nerdlab_nerdctl_ref": settings["nerdctl_ref"],
-        "nerdlab_source": settings["source"],
-        "nerdlab_mirrors": str(settings["mirrors"] or ""),
-        "nerdlab_wiring": settings["wiring"],
-    }, dry_run)
+    print(
+        f"setup: nerdctl {settings['nerdctl_ref']} (source {settings['source']}) "
+        f"in {_path(settings['workspace'])}"
+    )
+    _playbook(
+        c,
+        "setup",
+        {
+            "nerdlab_nerdctl_ref": settings["nerdctl_ref"],
+            "nerdlab_source": settings["source"],
+            "nerdlab_mirrors": str(settings["mirrors"] or ""),
+            "nerdlab_wiring": settings["wiring"],
+        },
+        dry_run,
+    )
 
 
 def _latest_run(runs: Path) -> Path:
@@ -123,17 +156,27 @@ def _latest_run(runs: Path) -> Path:
     return candidates[-1]
 
 
-@task(iterable=["scenario"], help={
-    "scenario": "scenario to run, repeatable (default detached-attach)",
-    "attach-timeout": "seconds before attach is stopped (default 10)",
-    "image": "image to run (default alpine; a local busybox image when none pulls)",
-    "no-pull": "do not try a registry; use the local busybox image",
-    "json": "print the diagnosis as JSON instead of the summary",
-    "dry-run": "print the ansible-playbook command and variables, run nothing",
-})
-def repro(c, scenario=None, attach_timeout=None, image=None, no_pull=False, json_=False,
-          dry_run=False):
-    """Run the reproduction scenarios on the built nerdctl and diagnose what happened."""
+@task(
+    iterable=["scenario"],
+    help={
+        "scenario": "scenario to run, repeatable (default detached-attach)",
+        "attach-timeout": "seconds before attach is stopped (default 10)",
+        "image": "image to run (default alpine; a local busybox image when none pulls)",
+        "no-pull": "do not try a registry; use the local busybox image",
+        "json": "print the diagnosis as JSON instead of the summary",
+        "dry-run": "print the ansible-playbook command and variables, run nothing",
+    },
+)
+def repro(
+    c,
+    scenario=None,
+    attach_timeout=None,
+    image=None,
+    no_pull=False,
+    json_=False,
+    dry_run=False,
+):
+    """Run the reproduction scenarios on the built nerdctl and diagnose them."""
     from nerdlab.diagnose import diagnose_run
     from nerdlab.report import render_terminal, to_json
     from nerdlab.scenarios import available
@@ -147,24 +190,37 @@ def repro(c, scenario=None, attach_timeout=None, image=None, no_pull=False, json
     run_id = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = _path(settings["runs"]) / run_id
     pull = settings["pull"] and not no_pull
-    _playbook(c, "repro", {
-        "attach_repro_scenarios": names,
-        "attach_repro_run_dir": str(run_dir),
-        "attach_repro_attach_timeout_s": int(attach_timeout or settings["attach_timeout"]),
-        "attach_repro_owner": "" if os.geteuid() == 0 else str(os.getuid()),
-        "repro_image_name": image or settings["image"],
-        "repro_image_pull": pull,
-    }, dry_run)
+    _playbook(
+        c,
+        "repro",
+        {
+            "attach_repro_scenarios": names,
+            "attach_repro_run_dir": str(run_dir),
+            "attach_repro_attach_timeout_s": int(
+                attach_timeout or settings["attach_timeout"]
+            ),
+            "attach_repro_owner": "" if os.geteuid() == 0 else str(os.getuid()),
+            "repro_image_name": image or settings["image"],
+            "repro_image_pull": pull,
+        },
+        dry_run,
+    )
     if dry_run:
         return
-    (run_dir / "run.json").write_text(json.dumps({
-        "id": run_id,
-        "target": settings["target"],
-        "nerdctl_ref": settings["nerdctl_ref"],
-        "scenarios": names,
-        "sources": _read_json(_path(settings["workspace"]) / "sources.json"),
-        "build": _read_json(_path(settings["workspace"]) / "build-proof.json"),
-    }, indent=2) + "\n")
+    (run_dir / "run.json").write_text(
+        json.dumps(
+            {
+                "id": run_id,
+                "target": settings["target"],
+                "nerdctl_ref": settings["nerdctl_ref"],
+                "scenarios": names,
+                "sources": _read_json(_path(settings["workspace"]) / "sources.json"),
+                "build": _read_json(_path(settings["workspace"]) / "build-proof.json"),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     try:
         diagnosis = diagnose_run(run_dir, write=True)
     except NerdlabError as err:
@@ -182,12 +238,14 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-@task(help={
-    "file": "transcript file, run directory, or - for stdin",
-    "json": "print JSON",
-    "format": "terminal, json, markdown or html (default terminal)",
-    "address": "containerd address the data-root hash is checked against",
-})
+@task(
+    help={
+        "file": "transcript file, run directory, or - for stdin",
+        "json": "print JSON",
+        "format": "terminal, json, markdown or html (default terminal)",
+        "address": "containerd address the data-root hash is checked against",
+    }
+)
 def trace(c, file, json_=False, format=None, address=None):
     """Parse a transcript or run directory into a trace and a diagnosis."""
     from nerdlab.cli import trace_main
@@ -204,8 +262,12 @@ def trace(c, file, json_=False, format=None, address=None):
         raise Exit(code=code)
 
 
-@task(help={"run": "run directory (default: the latest under runs/)",
-            "format": "terminal, json, markdown or html (default terminal)"})
+@task(
+    help={
+        "run": "run directory (default: the latest under runs/)",
+        "format": "terminal, json, markdown or html (default terminal)",
+    }
+)
 def report(c, run=None, format="terminal"):
     """Show the report of a run again."""
     settings = _settings(c)
@@ -213,9 +275,13 @@ def report(c, run=None, format="terminal"):
     trace(c, str(run_dir), format=format)
 
 
-@task(help={"workspace": "also delete the workspace checkouts (asks first)",
-            "yes": "do not ask before deleting the workspace",
-            "dry-run": "print the ansible-playbook command and variables, run nothing"})
+@task(
+    help={
+        "workspace": "also delete the workspace checkouts (asks first)",
+        "yes": "do not ask before deleting the workspace",
+        "dry-run": "print the ansible-playbook command and variables, run nothing",
+    }
+)
 def clean(c, workspace=False, yes=False, dry_run=False):
     """Remove nerdlab's containers and stop its containerd; optionally the workspace."""
     _playbook(c, "teardown", {}, dry_run)
@@ -231,8 +297,10 @@ def clean(c, workspace=False, yes=False, dry_run=False):
 
     dirty = [p.name for p in path.iterdir() if (p / ".git").exists() and is_dirty(p)]
     if dirty:
-        raise Exit(f"{', '.join(dirty)} in {path} have uncommitted changes; "
-                   "commit or stash them first, nothing was deleted")
+        raise Exit(
+            f"{', '.join(dirty)} in {path} have uncommitted changes; "
+            "commit or stash them first, nothing was deleted"
+        )
     shutil.rmtree(path)
     print(f"deleted {path}")
 

@@ -26,14 +26,16 @@ from ansible.module_utils.basic import AnsibleModule
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={
-        "nerdctl": {"type": "path", "required": True},
-        "dependencies": {"type": "list", "elements": "path", "required": True},
-        "replacements": {"type": "dict", "required": True},
-        "probe_ids": {"type": "list", "elements": "str", "default": []},
-        "env": {"type": "dict", "default": {}},
-        "proof_file": {"type": "path", "required": True},
-    })
+    module = AnsibleModule(
+        argument_spec={
+            "nerdctl": {"type": "path", "required": True},
+            "dependencies": {"type": "list", "elements": "path", "required": True},
+            "replacements": {"type": "dict", "required": True},
+            "probe_ids": {"type": "list", "elements": "str", "default": []},
+            "env": {"type": "dict", "default": {}},
+            "proof_file": {"type": "path", "required": True},
+        }
+    )
     from nerdlab.build import build_nerdctl, proof_record, prove
     from nerdlab.errors import NerdlabError
 
@@ -41,18 +43,23 @@ def main() -> None:
     env = {str(k): str(v) for k, v in params["env"].items()}
     nerdctl = Path(params["nerdctl"])
     try:
-        built, seconds = build_nerdctl(nerdctl, [Path(p) for p in params["dependencies"]],
-                                       env)
-        proof = prove(nerdctl / "_output" / "nerdctl", params["replacements"],
-                      params["probe_ids"])
+        built, seconds = build_nerdctl(
+            nerdctl, [Path(p) for p in params["dependencies"]], env
+        )
+        proof = prove(
+            nerdctl / "_output" / "nerdctl", params["replacements"], params["probe_ids"]
+        )
     except NerdlabError as err:
         module.fail_json(msg=str(err))
     record = proof_record(proof)
     record["build_seconds"] = seconds
     Path(params["proof_file"]).write_text(json.dumps(record, indent=2) + "\n")
     if not proof.ok:
-        module.fail_json(msg="the built nerdctl lacks probes "
-                         f"{', '.join(proof.probes_missing)}; run setup again", proof=record)
+        module.fail_json(
+            msg="the built nerdctl lacks probes "
+            f"{', '.join(proof.probes_missing)}; run setup again",
+            proof=record,
+        )
     module.exit_json(changed=built, proof=record)
 
 

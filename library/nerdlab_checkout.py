@@ -28,40 +28,59 @@ from ansible.module_utils.basic import AnsibleModule
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "name": {"type": "str", "required": True,
-                     "choices": ["nerdctl", "containerd", "fifo"]},
+            "name": {
+                "type": "str",
+                "required": True,
+                "choices": ["nerdctl", "containerd", "fifo"],
+            },
             "workspace": {"type": "path", "required": True},
             "ref": {"type": "str"},
             "module": {"type": "str"},
             "version": {"type": "str"},
-            "source": {"type": "str", "default": "auto",
-                       "choices": ["auto", "git", "mirror", "module"]},
+            "source": {
+                "type": "str",
+                "default": "auto",
+                "choices": ["auto", "git", "mirror", "module"],
+            },
             "mirrors": {"type": "str", "default": ""},
         },
-        required_if=[("name", "nerdctl", ["ref"]),
-                     ("name", "containerd", ["module", "version"]),
-                     ("name", "fifo", ["module", "version"])],
+        required_if=[
+            ("name", "nerdctl", ["ref"]),
+            ("name", "containerd", ["module", "version"]),
+            ("name", "fifo", ["module", "version"]),
+        ],
     )
     from nerdlab.errors import NerdlabError
-    from nerdlab.workspace import checkout_dependency, checkout_nerdctl, nerdctl_requirements
+    from nerdlab.workspace import (
+        checkout_dependency,
+        checkout_nerdctl,
+        nerdctl_requirements,
+    )
 
     params = module.params
     workspace = Path(params["workspace"])
     try:
         workspace.mkdir(parents=True, exist_ok=True)
         if params["name"] == "nerdctl":
-            checkout = checkout_nerdctl(workspace, params["ref"], params["source"],
-                                        params["mirrors"])
+            checkout = checkout_nerdctl(
+                workspace, params["ref"], params["source"], params["mirrors"]
+            )
             requires = nerdctl_requirements(Path(checkout.path))
         else:
-            checkout = checkout_dependency(workspace, params["name"], params["module"],
-                                           params["version"], params["source"],
-                                           params["mirrors"])
+            checkout = checkout_dependency(
+                workspace,
+                params["name"],
+                params["module"],
+                params["version"],
+                params["source"],
+                params["mirrors"],
+            )
             requires = {}
     except NerdlabError as err:
         module.fail_json(msg=str(err))
-    module.exit_json(changed=checkout.changed, checkout=asdict(checkout),
-                     requires=requires)
+    module.exit_json(
+        changed=checkout.changed, checkout=asdict(checkout), requires=requires
+    )
 
 
 if __name__ == "__main__":

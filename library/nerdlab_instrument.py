@@ -18,18 +18,22 @@ from ansible.module_utils.basic import AnsibleModule
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={
-        "repo": {"type": "path", "required": True},
-        "probes": {"type": "list", "elements": "path", "required": True},
-        "position": {"type": "int", "default": 0},
-    })
+    module = AnsibleModule(
+        argument_spec={
+            "repo": {"type": "path", "required": True},
+            "probes": {"type": "list", "elements": "path", "required": True},
+            "position": {"type": "int", "default": 0},
+        }
+    )
     from nerdlab.errors import NerdlabError
     from nerdlab.workspace import instrument
 
     try:
-        result = instrument(Path(module.params["repo"]),
-                            [Path(p) for p in module.params["probes"]],
-                            module.params["position"])
+        result = instrument(
+            Path(module.params["repo"]),
+            [Path(p) for p in module.params["probes"]],
+            module.params["position"],
+        )
     except NerdlabError as err:
         module.fail_json(msg=str(err))
     module.exit_json(changed=result["changed"], applied=result["applied"])

@@ -19,18 +19,21 @@ from ansible.module_utils.basic import AnsibleModule
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={
-        "scenario": {"type": "path", "required": True},
-        "plan": {"type": "path", "required": True},
-        "context": {"type": "dict", "required": True},
-    })
+    module = AnsibleModule(
+        argument_spec={
+            "scenario": {"type": "path", "required": True},
+            "plan": {"type": "path", "required": True},
+            "context": {"type": "dict", "required": True},
+        }
+    )
     from nerdlab.errors import NerdlabError
     from nerdlab.scenarios import load_scenario, render_plan
 
     try:
         scenario = load_scenario(Path(module.params["scenario"]))
-        plan = render_plan(scenario, {str(k): str(v)
-                                      for k, v in module.params["context"].items()})
+        plan = render_plan(
+            scenario, {str(k): str(v) for k, v in module.params["context"].items()}
+        )
     except NerdlabError as err:
         module.fail_json(msg=str(err))
     path = Path(module.params["plan"])

@@ -21,17 +21,26 @@ from ansible.module_utils.basic import AnsibleModule
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={
-        "nerdctl": {"type": "path", "required": True},
-        "mode": {"type": "str", "default": "replace", "choices": ["replace", "work"]},
-        "dependencies": {"type": "dict", "required": True},
-    })
+    module = AnsibleModule(
+        argument_spec={
+            "nerdctl": {"type": "path", "required": True},
+            "mode": {
+                "type": "str",
+                "default": "replace",
+                "choices": ["replace", "work"],
+            },
+            "dependencies": {"type": "dict", "required": True},
+        }
+    )
     from nerdlab.errors import NerdlabError
     from nerdlab.workspace import wire
 
     try:
-        changed = wire(Path(module.params["nerdctl"]), module.params["mode"],
-                       {str(k): str(v) for k, v in module.params["dependencies"].items()})
+        changed = wire(
+            Path(module.params["nerdctl"]),
+            module.params["mode"],
+            {str(k): str(v) for k, v in module.params["dependencies"].items()},
+        )
     except NerdlabError as err:
         module.fail_json(msg=str(err))
     module.exit_json(changed=changed)

@@ -68,7 +68,9 @@ def parse_go_version_m(text: str) -> BuildInfo:
     """Parse ``go version -m`` output."""
     lines = text.splitlines()
     if not lines or not (first := _FIRST_LINE.match(lines[0])):
-        raise BuildError("go version -m printed no build information; is it a Go binary?")
+        raise BuildError(
+            "go version -m printed no build information; is it a Go binary?"
+        )
     main = ""
     deps: list[ModuleLine] = []
     for line in lines[1:]:
@@ -80,8 +82,14 @@ def parse_go_version_m(text: str) -> BuildInfo:
             deps.append(ModuleLine(fields[1], fields[2], None, None))
         elif kind == "=>" and deps and len(fields) > 1:
             last = deps.pop()
-            deps.append(ModuleLine(last.path, last.version, fields[1],
-                                   fields[2] if len(fields) > 2 else None))
+            deps.append(
+                ModuleLine(
+                    last.path,
+                    last.version,
+                    fields[1],
+                    fields[2] if len(fields) > 2 else None,
+                )
+            )
     return BuildInfo(first["go"], main, tuple(deps))
 
 
@@ -107,9 +115,14 @@ def prove(
     *,
     go: str = "go",
 ) -> BuildProof:
-    """Check that ``binary`` was built from the local checkouts and carries the probes."""
-    done = subprocess.run([go, "version", "-m", str(binary)], capture_output=True,
-                          text=True, timeout=60, check=False)
+    """Check that ``binary`` was built from the local checkouts and has the probes."""
+    done = subprocess.run(
+        [go, "version", "-m", str(binary)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     if done.returncode != 0:
         raise BuildError(f"go version -m {binary} failed: {done.stderr.strip()}")
     info = parse_go_version_m(done.stdout)
@@ -123,16 +136,23 @@ def prove(
             )
         replaced[module] = dep.replaced_by
     data = binary.read_bytes()
-    found, missing = [], []
+    found: list[str] = []
+    missing: list[str] = []
     for probe_id in probe_ids:
         (found if probe_id.encode() in data else missing).append(probe_id)
-    return BuildProof(str(binary), info.go_version, replaced, tuple(found),
-                      tuple(missing))
+    return BuildProof(
+        str(binary), info.go_version, replaced, tuple(found), tuple(missing)
+    )
 
 
 def _tree(repo: Path) -> str:
-    done = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD^{tree}"],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD^{tree}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     return done.stdout.strip()
 
 
@@ -146,9 +166,14 @@ def build_nerdctl(
     """
     binary = nerdctl / "_output" / "nerdctl"
     full_env = {**os.environ, **env}
-    go_version = subprocess.run(["go", "env", "GOVERSION"], capture_output=True,
-                                text=True, env=full_env, timeout=60,
-                                check=False).stdout.strip()
+    go_version = subprocess.run(
+        ["go", "env", "GOVERSION"],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+        check=False,
+    ).stdout.strip()
     stamp = {
         "go": go_version,
         "trees": {str(p.name): _tree(p) for p in (nerdctl, *dependencies)},
@@ -162,9 +187,15 @@ def build_nerdctl(
             pass
     binary.unlink(missing_ok=True)
     started = time.monotonic()
-    done = subprocess.run(["make", "binaries"], cwd=nerdctl, env=full_env,
-                          capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
-                          check=False)
+    done = subprocess.run(
+        ["make", "binaries"],
+        cwd=nerdctl,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+        check=False,
+    )
     seconds = round(time.monotonic() - started, 1)
     (nerdctl / "_output").mkdir(exist_ok=True)
     (nerdctl / "_output" / "build.log").write_text(done.stdout + done.stderr)

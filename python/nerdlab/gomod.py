@@ -1,4 +1,4 @@
-"""Read and edit go.mod files: the source of truth for which upstream versions to check out.
+"""Read and edit go.mod: the source of truth for which upstream versions to use.
 
 nerdlab reads nerdctl's go.mod at the chosen ref to learn which containerd and fifo
 versions it builds against, and wires local checkouts in, either with a block of
@@ -51,8 +51,10 @@ _REPLACE_SPEC = re.compile(
     r"^\s*(?P<old>[^\s]+)(?:\s+(?P<old_version>v[^\s]+))?\s*=>\s*"
     r"(?P<new>[^\s]+)(?:\s+(?P<new_version>v[^\s]+))?\s*(?://.*)?$"
 )
-_DIRECTIVE = re.compile(r"^(?P<verb>module|go|toolchain|require|replace|exclude|retract)\b"
-                        r"\s*(?P<rest>.*)$")
+_DIRECTIVE = re.compile(
+    r"^(?P<verb>module|go|toolchain|require|replace|exclude|retract)\b"
+    r"\s*(?P<rest>.*)$"
+)
 
 # Go pseudo-versions (https://go.dev/ref/mod#pseudo-versions), three forms:
 #   vX.0.0-yyyymmddhhmmss-abcdefabcdef

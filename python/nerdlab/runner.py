@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ class StepResult:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -84,14 +84,26 @@ def run_step(
     stdout_path = out_dir / f"{name}.stdout"
     stderr_path = out_dir / f"{name}.stderr"
     started, clock = _now(), time.monotonic()
-    result = StepResult(name, argv, None, started, started, 0.0,
-                        stdout=stdout_path.name, stderr=stderr_path.name)
+    result = StepResult(
+        name,
+        argv,
+        None,
+        started,
+        started,
+        0.0,
+        stdout=stdout_path.name,
+        stderr=stderr_path.name,
+    )
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         try:
             proc = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
-                cwd=cwd, start_new_session=True,
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**os.environ, **(env or {})},
+                cwd=cwd,
+                start_new_session=True,
             )
         except OSError as exc:
             result.error = f"cannot start {argv[0]}: {exc.strerror}"
@@ -163,7 +175,8 @@ def _write_step(steps_dir: Path, index: int, result: StepResult) -> None:
     for key in ("stdout", "stderr"):
         (steps_dir / getattr(result, key)).rename(steps_dir / record[key])
     (steps_dir / f"{index:02d}-{result.name}.json").write_text(
-        json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        json.dumps(record, indent=2) + "\n", encoding="utf-8"
+    )
 
 
 def run_plan(plan: dict[str, Any], out_dir: Path) -> int:
@@ -178,7 +191,8 @@ def run_plan(plan: dict[str, Any], out_dir: Path) -> int:
     state_dir.mkdir(exist_ok=True)
     for name in ("scenario", "context"):
         (out_dir / f"{name}.json").write_text(
-            json.dumps(plan.get(name, {}), indent=2) + "\n", encoding="utf-8")
+            json.dumps(plan.get(name, {}), indent=2) + "\n", encoding="utf-8"
+        )
     env = {k: str(v) for k, v in plan.get("env", {}).items()}
     failed = 0
     aborted = False
@@ -190,14 +204,19 @@ def run_plan(plan: dict[str, Any], out_dir: Path) -> int:
             (state_dir / f"{step['name']}.txt").write_text("\n".join(lines) + "\n")
             continue
         result = run_step(
-            step["name"], [str(a) for a in step["argv"]], steps_dir,
+            step["name"],
+            [str(a) for a in step["argv"]],
+            steps_dir,
             timeout_s=float(step.get("timeout_s", 60)),
             stop_after_lines=int(step.get("stop_after_lines", 0)),
-            env=env, cwd=out_dir,
+            env=env,
+            cwd=out_dir,
         )
         _write_step(steps_dir, index, result)
         if step.get("state"):
-            stdout = (steps_dir / f"{index:02d}-{result.stdout}").read_text(errors="replace")
+            stdout = (steps_dir / f"{index:02d}-{result.stdout}").read_text(
+                errors="replace"
+            )
             (state_dir / f"{step['state']}.txt").write_text(stdout)
         expected = step.get("expect_rc", 0)
         ok = result.ended_early or expected is None or result.rc == expected
@@ -205,9 +224,12 @@ def run_plan(plan: dict[str, Any], out_dir: Path) -> int:
             failed += 1
             if step.get("abort_on_failure"):
                 aborted = True
-        print(f"  {step['name']:<14} rc={result.rc} {result.duration_s:6.2f}s"
-              + (" (ended early: output arrived)" if result.ended_early else "")
-              + (" (timed out)" if result.timed_out else ""), flush=True)
+        print(
+            f"  {step['name']:<14} rc={result.rc} {result.duration_s:6.2f}s"
+            + (" (ended early: output arrived)" if result.ended_early else "")
+            + (" (timed out)" if result.timed_out else ""),
+            flush=True,
+        )
     return failed
 
 

@@ -1,4 +1,4 @@
-"""Scenarios are data: YAML files under scenarios/, rendered into plans the runner executes.
+"""Scenarios are data: YAML files under scenarios/, rendered into runner plans.
 
 A scenario names its steps (argv lists with ``{placeholders}``), their bounds and what
 its outcome means. Placeholders are filled from the run's context (nerdctl binary,
@@ -20,8 +20,16 @@ from nerdlab.errors import ConfigError
 __all__ = ["Scenario", "available", "load_scenario", "render_plan"]
 
 _STEP_KEYS = {
-    "name", "argv", "timeout_s", "stop_after_lines", "expect_rc", "abort_on_failure",
-    "always", "state", "kind", "paths",
+    "name",
+    "argv",
+    "timeout_s",
+    "stop_after_lines",
+    "expect_rc",
+    "abort_on_failure",
+    "always",
+    "state",
+    "kind",
+    "paths",
 }
 _OUTCOMES = {"REPRODUCED", "NOT REPRODUCED", "FIXED", "INCONCLUSIVE"}
 

@@ -1,4 +1,4 @@
-"""Checkouts of nerdctl, containerd and fifo, each on a branch that carries nerdlab's commits.
+"""Checkouts of nerdctl, containerd and fifo, each on a branch with nerdlab's commits.
 
 A checkout's history, as nerdlab leaves it::
 
@@ -34,6 +34,7 @@ __all__ = [
     "Checkout",
     "Layer",
     "branch_name",
+    "check_ref",
     "choose_source",
     "ensure_layer",
     "find_mirror",
@@ -54,17 +55,25 @@ GIT_TIMEOUT_S = 600
 PROBE_TIMEOUT_S = 5
 
 _IDENTITY = (
-    "-c", "user.name=nerdlab", "-c", "user.email=nerdlab@localhost",
-    "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false",
-    "-c", "core.hooksPath=/dev/null",
+    "-c",
+    "user.name=nerdlab",
+    "-c",
+    "user.email=nerdlab@localhost",
+    "-c",
+    "commit.gpgsign=false",
+    "-c",
+    "tag.gpgsign=false",
+    "-c",
+    "core.hooksPath=/dev/null",
 )
 _HEX_REF = re.compile(r"^[0-9a-f]{7,40}$")
 _PULL_REF = re.compile(r"^pr:(?P<number>\d+)$")
+_SAFE_REF = re.compile(r"^(?:pr:\d+|[A-Za-z0-9][A-Za-z0-9._/+-]*)$")
 
 
 @dataclass(frozen=True, slots=True)
 class Checkout:
-    """What a prepared checkout is: where, which commit, from where, whether it moved."""
+    """A prepared checkout: where, which commit, from where, whether it moved."""
 
     name: str
     path: str
@@ -78,7 +87,7 @@ class Checkout:
 
 @dataclass(frozen=True, slots=True)
 class Layer:
-    """A commit nerdlab keeps on top of the base: a name, a digest and how to make it."""
+    """A commit nerdlab keeps above the base: a name, a digest and how to make it."""
 
     name: str
     subject: str
@@ -106,7 +115,9 @@ def run_git(
         ) from err
     if check and done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()
-        raise SourceError(f"git {args[0]} failed in {repo}: {detail[-1] if detail else ''}")
+        raise SourceError(
+            f"git {args[0]} failed in {repo}: {detail[-1] if detail else ''}"
+        )
     return done
 
 
@@ -118,13 +129,20 @@ def branch_name(version: str) -> str:
 
 
 def find_mirror(mirrors: str, name: str) -> str | None:
-    """Find a repository in a mirrors directory (``NAME``, ``NAME.git``, ``containerd+NAME/repo``)."""
+    """Find a repository in a mirrors directory.
+
+    Accepted layouts: ``NAME``, ``NAME.git`` and ``containerd+NAME/repo``.
+    """
     if not mirrors:
         return None
     if "://" in mirrors:
         return f"{mirrors.rstrip('/')}/{name}.git"
     root = Path(mirrors).expanduser()
-    for candidate in (root / name, root / f"{name}.git", root / f"containerd+{name}" / "repo"):
+    for candidate in (
+        root / name,
+        root / f"{name}.git",
+        root / f"containerd+{name}" / "repo",
+    ):
         if (candidate / "HEAD").is_file() or (candidate / ".git").exists():
             return str(candidate)
     return None
@@ -132,8 +150,15 @@ def find_mirror(mirrors: str, name: str) -> str | None:
 
 def _upstream_answers(url: str) -> bool:
     try:
-        done = run_git(None, "ls-remote", "--exit-code", url, "HEAD",
-                       timeout=PROBE_TIMEOUT_S, check=False)
+        done = run_git(
+            None,
+            "ls-remote",
+            "--exit-code",
+            url,
+            "HEAD",
+            timeout=PROBE_TIMEOUT_S,
+            check=False,
+        )
     except SourceError:
         return False
     return done.returncode == 0
@@ -151,7 +176,8 @@ def choose_source(kind: str, name: str, mirrors: str) -> tuple[str, str]:
         found = find_mirror(mirrors, name)
         if found is None:
             raise ConfigError(
-                f"no mirror of {name} under {mirrors or '(unset)'}; set NERDLAB_MIRRORS "
+                f"no mirror of {name} under {mirrors or '(unset)'}; set "
+                f"INVOKE_NERDLAB_MIRRORS "
                 f"to a directory holding {name}/ or {name}.git"
             )
         return "mirror", found
@@ -180,17 +206,33 @@ def _refuse_if_dirty(repo: Path) -> None:
 
 
 def _resolve_commit(repo: Path, ref: str) -> str | None:
-    done = run_git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}",
-                   check=False)
+    done = run_git(
+        repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False
+    )
     return done.stdout.strip() or None
 
 
+def check_ref(ref: str) -> str:
+    """Refuse a ref that git could read as an option or that no ref can be."""
+    if not _SAFE_REF.match(ref) or ".." in ref or ref.endswith((".lock", "/", ".")):
+        raise ConfigError(
+            f"{ref!r} is not a usable ref; give a tag, branch, commit or pr:NUMBER"
+        )
+    return ref
+
+
 def _fetch_ref(repo: Path, ref: str) -> str:
+    check_ref(ref)
     pull = _PULL_REF.match(ref)
     if pull:
         local = f"refs/nerdlab/pull/{pull['number']}"
-        run_git(repo, "fetch", "--quiet", "origin",
-                f"+refs/pull/{pull['number']}/head:{local}")
+        run_git(
+            repo,
+            "fetch",
+            "--quiet",
+            "origin",
+            f"+refs/pull/{pull['number']}/head:{local}",
+        )
         resolved = _resolve_commit(repo, local)
     else:
         found = _resolve_commit(repo, ref)
@@ -200,9 +242,9 @@ def _fetch_ref(repo: Path, ref: str) -> str:
         resolved = _resolve_commit(repo, "FETCH_HEAD") if done.returncode == 0 else None
         resolved = resolved or _resolve_commit(repo, ref)
     if resolved is None:
+        origin = run_git(repo, "remote", "get-url", "origin", check=False)
         raise SourceError(
-            f"ref {ref!r} not found in {repo.name} (origin: "
-            f"{run_git(repo, 'remote', 'get-url', 'origin', check=False).stdout.strip()}); "
+            f"ref {ref!r} not found in {repo.name} (origin: {origin.stdout.strip()}); "
             "give a tag, branch, commit or pr:NUMBER that exists upstream"
         )
     return resolved
@@ -214,7 +256,7 @@ def _clone(origin: str, dest: Path) -> None:
 
 
 def _layers_above(repo: Path, head: str) -> list[tuple[str, str, str]]:
-    """Return (commit, layer name, digest) of nerdlab layers from HEAD down, top first."""
+    """Return (commit, layer name, digest) of nerdlab layers, top first."""
     found: list[tuple[str, str, str]] = []
     commit = head
     while True:
@@ -229,19 +271,27 @@ def _layers_above(repo: Path, head: str) -> list[tuple[str, str, str]]:
         commit = parent
 
 
-def _switch_to_branch(repo: Path, branch: str, base: str, *, fresh: bool = False) -> bool:
-    """Put the checkout on ``branch`` rooted at ``base``; return whether anything moved."""
-    head_ref = run_git(repo, "symbolic-ref", "--quiet", "--short", "HEAD",
-                       check=False).stdout.strip()
+def _switch_to_branch(
+    repo: Path, branch: str, base: str, *, fresh: bool = False
+) -> bool:
+    """Put the checkout on ``branch`` rooted at ``base``; return whether it moved."""
+    head_ref = run_git(
+        repo, "symbolic-ref", "--quiet", "--short", "HEAD", check=False
+    ).stdout.strip()
     existing = _resolve_commit(repo, f"refs/heads/{branch}")
     if existing is not None:
         layers = _layers_above(repo, existing)
         root = _resolve_commit(repo, f"{layers[-1][0]}^") if layers else existing
         if root != base:
-            if run_git(repo, "merge-base", "--is-ancestor", base, existing,
-                       check=False).returncode == 0:
+            if (
+                run_git(
+                    repo, "merge-base", "--is-ancestor", base, existing, check=False
+                ).returncode
+                == 0
+            ):
                 raise SourceError(
-                    f"branch {branch} in {repo} carries commits that are not nerdlab's; "
+                    f"branch {branch} in {repo} carries commits that are not "
+                    "nerdlab's; "
                     f"rename it (git -C {repo} branch -m {branch} my-work) and run "
                     "setup again"
                 )
@@ -275,13 +325,23 @@ def prepare_git_checkout(
     return Checkout(name, str(dest), base, branch, source, origin, ref, changed)
 
 
-def _go_mod_download(module: str, version: str, env: Mapping[str, str]) -> dict[str, object]:
+def _go_mod_download(
+    module: str, version: str, env: Mapping[str, str]
+) -> dict[str, object]:
     argv = ["go", "mod", "download", "-json", f"{module}@{version}"]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=GIT_TIMEOUT_S,
-                              env={**os.environ, **env}, check=False)
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            env={**os.environ, **env},
+            check=False,
+        )
     except FileNotFoundError as err:
-        raise SourceError("go is not installed; run setup's toolchain step first") from err
+        raise SourceError(
+            "go is not installed; run setup's toolchain step first"
+        ) from err
     except subprocess.TimeoutExpired as err:
         raise SourceError(f"go mod download {module}@{version} took too long") from err
     try:
@@ -289,7 +349,8 @@ def _go_mod_download(module: str, version: str, env: Mapping[str, str]) -> dict[
     except json.JSONDecodeError:
         info = {}
     error = str(info.get("Error") or "").strip() or (
-        done.stderr.strip() if done.returncode else "")
+        done.stderr.strip() if done.returncode else ""
+    )
     if error or not info.get("Dir"):
         first = error.splitlines()[0] if error else "no module directory"
         raise SourceError(
@@ -335,8 +396,9 @@ def prepare_module_checkout(
             )
         branch = branch_name(version)
         changed = _switch_to_branch(dest, branch, base)
-        return Checkout(name, str(dest), base, branch, "module", "GOPROXY", version,
-                        changed)
+        return Checkout(
+            name, str(dest), base, branch, "module", "GOPROXY", version, changed
+        )
     if dest.exists() and any(dest.iterdir()):
         raise SourceError(f"{dest} exists and is not a git checkout; move it away")
     info = _go_mod_download(module, version, env)
@@ -359,12 +421,27 @@ def prepare_module_checkout(
     run_git(None, "init", "--quiet", str(staging))
     run_git(staging, "add", "--all", "--force")
     stamp = str(info.get("Time") or "2000-01-01T00:00:00Z")
-    message = (f"nerdlab: base {module}@{version}\n\n"
-               f"Upstream-Commit: {commit or 'unknown'}\n")
+    message = (
+        f"nerdlab: base {module}@{version}\n\nUpstream-Commit: {commit or 'unknown'}\n"
+    )
     dated = {"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
-    subprocess.run(["git", *_IDENTITY, "-C", str(staging), "commit", "--quiet",
-                    "--no-verify", "-m", message], check=True, capture_output=True,
-                   env={**os.environ, **dated}, timeout=GIT_TIMEOUT_S)
+    subprocess.run(
+        [
+            "git",
+            *_IDENTITY,
+            "-C",
+            str(staging),
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "-m",
+            message,
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, **dated},
+        timeout=GIT_TIMEOUT_S,
+    )
     base = run_git(staging, "rev-parse", "HEAD").stdout.strip()
     run_git(staging, "tag", tag, base)
     run_git(staging, "tag", version, base, check=False)
@@ -394,7 +471,8 @@ def ensure_layer(repo: Path, position: int, layer: Layer) -> bool:
     layers = list(reversed(_layers_above(repo, head)))
     if len(layers) < position:
         raise SourceError(
-            f"{repo} lacks the nerdlab layers below {layer.name}; run setup from the start"
+            f"{repo} lacks the nerdlab layers below {layer.name}; "
+            "run setup from the start"
         )
     if len(layers) > position and layers[position][1:] == (layer.name, layer.digest):
         return False

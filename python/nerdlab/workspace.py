@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from nerdlab import gomod
-from nerdlab.errors import ConfigError, SourceError
+from nerdlab.errors import ConfigError, GoModError, SourceError
 from nerdlab.sources import (
     Checkout,
     Layer,
+    check_ref,
     choose_source,
     ensure_layer,
     layer_digest,
@@ -43,13 +44,14 @@ WIRING_MODES = ("replace", "work")
 def _is_version(ref: str) -> bool:
     try:
         gomod.parse_module_version(ref)
-    except gomod.GoModError:
+    except GoModError:
         return False
     return True
 
 
 def checkout_nerdctl(workspace: Path, ref: str, source: str, mirrors: str) -> Checkout:
     """Prepare ``workspace/nerdctl`` at ``ref``."""
+    check_ref(ref)
     kind, origin = choose_source(source, "nerdctl", mirrors)
     dest = workspace / "nerdctl"
     if kind != "module":
@@ -95,8 +97,16 @@ def checkout_dependency(
         return prepare_module_checkout(name, dest, module, version)
     ref = gomod.git_ref_for_version(module, version)
     checkout = prepare_git_checkout(name, dest, ref, origin, source=kind)
-    return Checkout(checkout.name, checkout.path, checkout.base, checkout.branch,
-                    checkout.source, checkout.origin, version, checkout.changed)
+    return Checkout(
+        checkout.name,
+        checkout.path,
+        checkout.base,
+        checkout.branch,
+        checkout.source,
+        checkout.origin,
+        version,
+        checkout.changed,
+    )
 
 
 def wire(nerdctl: Path, mode: str, dependencies: dict[str, str]) -> bool:
@@ -131,7 +141,9 @@ def wire(nerdctl: Path, mode: str, dependencies: dict[str, str]) -> bool:
     return ensure_layer(nerdctl, 0, layer)
 
 
-def instrument(repo: Path, probe_files: Sequence[Path], position: int) -> dict[str, Any]:
+def instrument(
+    repo: Path, probe_files: Sequence[Path], position: int
+) -> dict[str, Any]:
     """Apply the probe sets to ``repo`` as one ``nerdlab: instrumentation`` commit."""
     from nerdlab import probes
 
@@ -155,10 +167,17 @@ def instrument(repo: Path, probe_files: Sequence[Path], position: int) -> dict[s
     applied = []
     for probe_set in sets:
         edits = probes.plan_probes(repo, probe_set)
-        applied.append({
-            "probe_set": str(probe_set.path),
-            "applied_ids": sorted({e.probe_id for e in edits if e.action != "skipped"}),
-            "skipped": [{"id": e.probe_id, "reason": e.reason}
-                        for e in edits if e.action == "skipped"],
-        })
+        applied.append(
+            {
+                "probe_set": str(probe_set.path),
+                "applied_ids": sorted(
+                    {e.probe_id for e in edits if e.action != "skipped"}
+                ),
+                "skipped": [
+                    {"id": e.probe_id, "reason": e.reason}
+                    for e in edits
+                    if e.action == "skipped"
+                ],
+            }
+        )
     return {"changed": changed, "applied": applied}
