@@ -171,7 +171,9 @@ def export(repo: str, rev: str, packages: set[str], dest: Path) -> Path:
         check=True,
     ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(dest, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4 and later
+            tar.extraction_filter = tarfile.data_filter
+        tar.extractall(dest)
     return dest
 
 
