@@ -171,3 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as leave:
         return leave.code if isinstance(leave.code, int) else 2
     return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,6 +14,21 @@ The rules look for the facts that separate the attach bug from its look-alikes:
 
 Structured probe events take precedence as evidence when present; probe ids the rules
 do not know are kept in the events and the code path and otherwise ignored.
+
+What a diagnosis reports, and from where:
+
+* ``stdio``: one entry per stream, the string containerd stored for the task. The
+  best source wins: ``containerd.loadTask.get`` (a successful Get), then
+  ``containerd.attachExistingIO.entry``, ``containerd.NewTask.config`` (or a run
+  command's ``--log-uri``), then the paths attach opened (``cio.NewAttach.copy``,
+  ``cio.openFifos.entry``, leaving out streams ``cio.NewAttach.closure`` said were
+  blanked), then hand-written prints, FIFO names and error text. At equal rank what
+  the attach step (or the lines after a transcript's attach command) saw wins.
+* ``code_path``: ``NewTask(<branch>)`` from the run step, then the functions attach's
+  own probes passed through, once per consecutive run, ending at the first failure
+  (``openFifo(mkfifo failed)``). ``code_path_by_step`` keeps every step's path.
+* ``evidence``: for the attach bug, the NewTask branch probe, the probe the stored
+  stdio was read from, the failing probe and the error line.
 """
 
 from __future__ import annotations
@@ -151,6 +166,7 @@ class Diagnosis:
     errors: tuple[ErrorSeen, ...] = field(repr=False)
     chain_notes: tuple[str, ...] = ()
     parse_errors: tuple[UnparsedProbe, ...] = ()
+    code_path_by_step: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +250,42 @@ _STREAMS = ("stdin", "stdout", "stderr")
 _FIFO_SUFFIX = re.compile(r"-(?P<stream>stdin|stdout|stderr)$")
 _NIL = frozenset({"", "<nil>", "nil"})
 
+# The step of a run directory, or the command of a transcript, that attaches.
+_ATTACH_STEP = "attach"
+# The step of a run directory that creates the task (NewTask's branch is read there).
+_CREATE_STEP = "run"
+
+# Probes whose stdin/stdout/stderr fields are the task's stdio strings, best source
+# first: what the daemon stored (loadTask after a successful Get), what attach was
+# handed (attachExistingIO), what the task was created with (NewTask's config), and
+# the paths attach went on to open (NewAttach after blanking, openFifos). Other
+# probes' fields of those names (nerdctl.Attach.entry's stdin="true") are not stdio,
+# and neither is cio.NewAttach.closure's fifos (a Go struct printed with %v).
+_STDIO_PROBES = {
+    "containerd.loadTask.get": 0,
+    "containerd.attachExistingIO.entry": 1,
+    "containerd.NewTask.config": 2,
+    "cio.NewAttach.copy": 3,
+    "cio.openFifos.entry": 3,
+}
+_CREATED_RANK = 2  # a run command's --log-uri flag ranks with NewTask's config
+_OPENED_RANK = 3
+_FALLBACK_RANK = 4  # hand-written prints, FIFO names, error text
+_BLANKING_PROBE = "cio.NewAttach.closure"
+_FIFO_FUNCS = frozenset({"OpenFifo", "openFifo"})
+# Functions that create the task; the code path shows them as one NewTask element.
+_CREATE_FUNCS = frozenset({"NewTask", "LogURI", "TerminalBinaryIO"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """A stdio string, how good its source is and where the source is."""
+
+    use: StdioUse
+    rank: int
+    index: int
+    event: Event
+
 
 @dataclass(slots=True)
 class _Facts:
@@ -245,10 +297,19 @@ class _Facts:
     panics: list[GoPanic] = field(default_factory=list)
     probes: list[ProbeEvent | AdHocProbe] = field(default_factory=list)
     unparsed: list[UnparsedProbe] = field(default_factory=list)
-    uses: list[StdioUse] = field(default_factory=list)
+    uses: list[_Seen] = field(default_factory=list)
     on_disk: dict[str, str] = field(default_factory=dict)
     data_stores: list[str] = field(default_factory=list)
     toml_address: str | None = None
+    positions: dict[int, int] = field(default_factory=dict)
+    # filled in after the pass: the attach window, the task's stdio per stream
+    # with the event it was read from, and the probes that prove the code path
+    window: frozenset[int] | None = None
+    stdio: list[StdioUse] = field(default_factory=list)
+    stdio_sources: dict[str, Event] = field(default_factory=dict)
+    branch: str | None = None
+    branch_probe: Event | None = None
+    failing_probe: Event | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,19 +320,21 @@ class _Finding:
     chain: Chain | None = None
 
 
-def _use(stream: str, value: str, event: Event, facts: _Facts) -> None:
+def _use(
+    stream: str, value: str, event: Event, facts: _Facts, rank: int = _FALLBACK_RANK
+) -> None:
     info = classify_stdio(value)
-    facts.uses.append(
-        StdioUse(
-            stream=stream,
-            path=value,
-            kind=info.kind,
-            scheme=info.scheme,
-            line=event.line,
-            step=event.step,
-            data_store=info.data_store,
-        )
+    use = StdioUse(
+        stream=stream,
+        path=value,
+        kind=info.kind,
+        scheme=info.scheme,
+        line=event.line,
+        step=event.step,
+        data_store=info.data_store,
     )
+    index = facts.positions.get(id(event), len(facts.events))
+    facts.uses.append(_Seen(use, rank, index, event))
 
 
 def _stream_of(path: str) -> str:
@@ -279,9 +342,37 @@ def _stream_of(path: str) -> str:
     return match["stream"] if match else "unknown"
 
 
+def _probe_error(probe: ProbeEvent) -> bool:
+    return probe.get("err", "<nil>") not in _NIL
+
+
+def _probe_uses(
+    probe: ProbeEvent, facts: _Facts, blanked: dict[int, frozenset[str]]
+) -> None:
+    if probe.id == _BLANKING_PROBE:
+        blanked[probe.pid] = frozenset(
+            stream for stream in _STREAMS if probe.get(f"{stream}_stream_nil") == "true"
+        )
+    rank = _STDIO_PROBES.get(probe.id)
+    if rank is not None and not _probe_error(probe):
+        # a failed Get prints empty strings: that is no stdio of the task
+        for stream in _STREAMS:
+            value = probe.get(stream)
+            if value is None:
+                continue
+            if rank == _OPENED_RANK and stream in blanked.get(probe.pid, ()):
+                # NewAttach blanked a stream the caller did not ask for
+                continue
+            _use(stream, value, probe, facts, rank)
+    if probe.short_func in _FIFO_FUNCS and (fn := probe.get("fn")) is not None:
+        _use(_stream_of(fn), fn, probe, facts)
+
+
 def _gather(events: Iterable[Event]) -> _Facts:
     facts = _Facts()
+    blanked: dict[int, frozenset[str]] = {}
     for event in events:
+        facts.positions[id(event)] = len(facts.events)
         facts.events.append(event)
         if event.stream == STATE_STREAM and isinstance(event, CliError | LogrusLine):
             # a state snapshot's own complaint ("ls: cannot access ...") is a fact
@@ -291,15 +382,10 @@ def _gather(events: Iterable[Event]) -> _Facts:
             facts.commands.append(event)
             for flag in _LOG_URI_FLAG.finditer(event.command):
                 for stream in ("stdout", "stderr"):
-                    _use(stream, flag["uri"], event, facts)
+                    _use(stream, flag["uri"], event, facts, _CREATED_RANK)
         elif isinstance(event, ProbeEvent):
             facts.probes.append(event)
-            for stream in _STREAMS:
-                value = event.get(stream)
-                if value is not None:
-                    _use(stream, value, event, facts)
-            if (fn := event.get("fn")) is not None:
-                _use(_stream_of(fn), fn, event, facts)
+            _probe_uses(event, facts, blanked)
         elif isinstance(event, AdHocProbe):
             facts.probes.append(event)
             key = (event.key or "").lower()
@@ -328,6 +414,9 @@ def _gather(events: Iterable[Event]) -> _Facts:
             facts.data_stores.append(store["store"])
     for seen in facts.errors:
         _uses_from_chain(seen, facts)
+    facts.window = _attach_window(facts)
+    facts.stdio, facts.stdio_sources = _task_stdio(facts)
+    _read_code_path(facts)
     return facts
 
 
@@ -355,80 +444,228 @@ def _uses_from_chain(seen: ErrorSeen, facts: _Facts) -> None:
             _use("unknown", layer.argument, seen.event, facts)
 
 
-def _merge_uses(uses: Sequence[StdioUse], on_disk: Mapping[str, str]) -> list[StdioUse]:
-    """One entry per (stream, path); a path seen under a known stream wins."""
-    known = {use.path for use in uses if use.stream != "unknown"}
-    merged: dict[tuple[str, str], StdioUse] = {}
-    for use in uses:
-        if use.stream == "unknown" and use.path in known:
-            continue
-        key = (use.stream, use.path)
-        if key in merged:
-            continue
-        name = use.path.rsplit("/", 1)[-1]
-        if use.kind == "fifo" and name in on_disk:
-            use = StdioUse(
-                stream=use.stream,
-                path=use.path,
-                kind=use.kind,
-                scheme=use.scheme,
-                line=use.line,
-                step=use.step,
-                data_store=use.data_store,
-                is_fifo_on_disk=on_disk[name] == "p",
-            )
-        merged[key] = use
-    return list(merged.values())
+def _attach_window(facts: _Facts) -> frozenset[int] | None:
+    """The positions of the events attach printed, or None if attach is not seen.
+
+    In a run directory that is the attach step; in a transcript, the lines after
+    the last attach command up to the next prompt.
+    """
+    events = facts.events
+    if any(event.step == _ATTACH_STEP for event in events):
+        return frozenset(
+            index for index, event in enumerate(events) if event.step == _ATTACH_STEP
+        )
+    starts = [
+        index
+        for index, event in enumerate(events)
+        if isinstance(event, PromptCommand) and _ATTACH_COMMAND.search(event.command)
+    ]
+    if not starts:
+        return None
+    end = next(
+        (
+            index
+            for index in range(starts[-1] + 1, len(events))
+            if isinstance(events[index], PromptCommand)
+        ),
+        len(events),
+    )
+    return frozenset(range(starts[-1] + 1, end))
+
+
+def _task_stdio(facts: _Facts) -> tuple[list[StdioUse], dict[str, Event]]:
+    """One entry per stream, from the best source; then paths of no known stream.
+
+    Sources rank as ``_STDIO_PROBES`` says; at equal rank what attach saw wins, then
+    the earliest.
+    """
+    window = facts.window or frozenset()
+
+    def order(seen: _Seen) -> tuple[int, bool, int]:
+        return (seen.rank, seen.index not in window, seen.index)
+
+    best: dict[str, _Seen] = {}
+    for seen in sorted(facts.uses, key=order):
+        best.setdefault(seen.use.stream, seen)
+    chosen = [best[stream] for stream in _STREAMS if stream in best]
+    known = {seen.use.path for seen in facts.uses if seen.use.stream != "unknown"}
+    shown: set[str] = set()
+    for seen in sorted(facts.uses, key=order):
+        path = seen.use.path
+        if seen.use.stream == "unknown" and path not in known and path not in shown:
+            shown.add(path)
+            chosen.append(seen)
+    stdio = [_on_disk(seen.use, facts.on_disk) for seen in chosen]
+    sources = {seen.use.stream: seen.event for seen in chosen}
+    return stdio, sources
+
+
+def _on_disk(use: StdioUse, on_disk: Mapping[str, str]) -> StdioUse:
+    name = use.path.rsplit("/", 1)[-1]
+    if use.kind != "fifo" or name not in on_disk:
+        return use
+    return StdioUse(
+        stream=use.stream,
+        path=use.path,
+        kind=use.kind,
+        scheme=use.scheme,
+        line=use.line,
+        step=use.step,
+        data_store=use.data_store,
+        is_fifo_on_disk=on_disk[name] == "p",
+    )
 
 
 def _short_uri(info: Stdio) -> str:
     return f"{info.scheme}://…" if info.kind == "log-uri" else info.kind
 
 
-def _code_path(
-    probes: Sequence[ProbeEvent | AdHocProbe],
-) -> tuple[list[str], str | None]:
+def _branch_of(probe: ProbeEvent | AdHocProbe) -> str | None:
+    """The NewTask branch a probe names: ``log-uri``, ``container-io``, ``ad-hoc:4``."""
+    if isinstance(probe, ProbeEvent):
+        found = probe.get("branch")
+        if found is None and ".branch." in probe.id:
+            found = probe.id.rsplit(".branch.", 1)[1]
+        return found
+    if probe.func == "NewTask" and probe.counter:
+        return f"ad-hoc:{probe.counter}"
+    return None
+
+
+def _func(probe: ProbeEvent | AdHocProbe) -> str:
+    return (
+        probe.short_func if isinstance(probe, ProbeEvent) else probe.func.rstrip("()")
+    )
+
+
+def _failure(probe: ProbeEvent | AdHocProbe) -> str | None:
+    """``mkfifo failed`` or ``error`` when the probe printed a failure, else None."""
+    if not isinstance(probe, ProbeEvent):
+        return None
+    if _mkfifo_failed(probe):
+        return "mkfifo failed"
+    return "error" if _probe_error(probe) else None
+
+
+def _stream_notes(probe: ProbeEvent | AdHocProbe) -> list[str]:
+    """``stdout=binary://…`` for the first stream that openFifos cannot open."""
+    if isinstance(probe, ProbeEvent):
+        if probe.short_func != "openFifos":
+            return []
+        values = [(stream, probe.get(stream)) for stream in _STREAMS]
+    else:
+        stream = (probe.key or "").rsplit(".", 1)[-1].lower()
+        if probe.func != "openFifos" or stream not in _STREAMS:
+            return []
+        values = [(stream, probe.value)]
+    for stream, value in values:
+        if value is not None and classify_stdio(value).kind == "log-uri":
+            return [f"{stream}={_short_uri(classify_stdio(value))}"]
+    return []
+
+
+def _fn_note(probe: ProbeEvent | AdHocProbe) -> str | None:
+    if isinstance(probe, ProbeEvent):
+        value = probe.get("fn") if probe.short_func in _FIFO_FUNCS else None
+    else:
+        value = probe.value if (probe.key or "").lower() == "fn" else None
+    if value is None or classify_stdio(value).kind != "log-uri":
+        return None
+    return f"fn={_short_uri(classify_stdio(value))}"
+
+
+def _path_elements(
+    probes: Iterable[ProbeEvent | AdHocProbe], *, stop_at_failure: bool
+) -> tuple[list[str], ProbeEvent | AdHocProbe | None]:
+    """Function names in order, once per consecutive run, with short notes.
+
+    A log URI is noted where the path first shows it (openFifos' stream, else the
+    FIFO name openFifo was given); a failure is noted where it happened, and with
+    ``stop_at_failure`` the path ends there.
+    """
     steps: list[tuple[str, list[str]]] = []
-    branch: str | None = None
+    uri_shown = False
     for probe in probes:
-        notes: list[str] = []
-        if isinstance(probe, ProbeEvent):
-            name = probe.short_func
-            found = probe.get("branch")
-            if found is None and ".branch." in probe.id:
-                found = probe.id.rsplit(".branch.", 1)[1]
-            if found is not None:
-                branch = found
-                notes.append(f"branch={found}")
-            for stream in _STREAMS:
-                value = probe.get(stream)
-                if value is not None and name in {"openFifos", "loadTask"}:
-                    notes.append(f"{stream}={_short_uri(classify_stdio(value))}")
-            if (fn := probe.get("fn")) is not None:
-                notes.append(f"fn={_short_uri(classify_stdio(fn))}")
-            failed = probe.get("mkfifo_err")
-            if failed is None and "mkfifo" in probe.place.lower():
-                failed = probe.get("err")
-            if failed is not None and failed not in _NIL:
-                notes.append("mkfifo failed")
-            elif probe.get("err", "<nil>") not in _NIL:
-                notes.append("error")
-        else:
-            name = probe.func
-            if name == "NewTask" and probe.counter:
-                branch = f"ad-hoc:{probe.counter}"
-                notes.append(f"#{probe.counter}")
-            if probe.key and probe.value is not None:
-                key = probe.key.rsplit(".", 1)[-1].lower()
-                notes.append(f"{key}={_short_uri(classify_stdio(probe.value))}")
+        name = _func(probe)
+        branch = _branch_of(probe)
+        notes = [f"branch={branch}"] if branch is not None else []
+        notes += _stream_notes(probe)
+        if not notes and not uri_shown and (fn := _fn_note(probe)):
+            notes = [fn]
+        uri_shown = uri_shown or any("://" in note for note in notes)
+        failure = _failure(probe)
+        if failure:
+            notes.append(failure)
         if steps and steps[-1][0] == name:
-            steps[-1][1].extend(note for note in notes if note not in steps[-1][1])
+            held = steps[-1][1]
+            if any(note.split("=", 1)[0] in _STREAMS for note in held):
+                notes = [
+                    note for note in notes if note.split("=", 1)[0] not in _STREAMS
+                ]
+            held.extend(note for note in notes if note not in held)
         else:
             steps.append((name, notes))
-    rendered = [
-        f"{name}({', '.join(notes)})" if notes else name for name, notes in steps
+        if failure and stop_at_failure:
+            rendered = [_element(name, notes) for name, notes in steps]
+            return rendered, probe
+    return [_element(name, notes) for name, notes in steps], None
+
+
+def _element(name: str, notes: Sequence[str]) -> str:
+    return f"{name}({', '.join(notes)})" if notes else name
+
+
+def _read_code_path(facts: _Facts) -> None:
+    """Find NewTask's branch and the probe where attach's path failed."""
+    window = facts.window
+    found = [
+        (index, probe, branch)
+        for index, probe in enumerate(facts.events)
+        if isinstance(probe, ProbeEvent | AdHocProbe)
+        and (branch := _branch_of(probe)) is not None
     ]
-    return rendered, branch
+    created = [item for item in found if item[1].step == _CREATE_STEP]
+    if not created and window:
+        created = [item for item in found if item[0] <= max(window)]
+    if created or found:
+        _, facts.branch_probe, facts.branch = (created or found)[-1]
+    _, failing = _path_elements(_attach_probes(facts), stop_at_failure=True)
+    facts.failing_probe = failing
+
+
+def _attach_probes(facts: _Facts) -> list[ProbeEvent | AdHocProbe]:
+    """The probes attach printed (all probes when attach is not seen)."""
+    window = facts.window
+    probes = [
+        probe
+        for probe in facts.probes
+        if window is None or facts.positions[id(probe)] in window
+    ]
+    if facts.branch is not None:
+        probes = [probe for probe in probes if _func(probe) not in _CREATE_FUNCS]
+    return probes
+
+
+def _code_path(facts: _Facts) -> list[str]:
+    """NewTask's branch, then attach's path up to where it failed."""
+    head = [f"NewTask({facts.branch})"] if facts.branch is not None else []
+    body, _ = _path_elements(_attach_probes(facts), stop_at_failure=True)
+    return head + body
+
+
+def _code_path_by_step(facts: _Facts) -> list[tuple[str, tuple[str, ...]]]:
+    """Every probe, grouped by step (or by the transcript's command before it)."""
+    groups: dict[str, list[ProbeEvent | AdHocProbe]] = {}
+    label = "input"
+    for event in facts.events:
+        if isinstance(event, PromptCommand):
+            label = f"$ {event.command}"
+        elif isinstance(event, ProbeEvent | AdHocProbe):
+            groups.setdefault(event.step or label, []).append(event)
+    return [
+        (name, tuple(_path_elements(probes, stop_at_failure=False)[0]))
+        for name, probes in groups.items()
+    ]
 
 
 def _display_uri(info: Stdio) -> str:
@@ -570,15 +807,37 @@ def _log_uri_as_fifo(facts: _Facts, attach: str) -> _Finding | None:
             return _Finding(
                 BUG,
                 _bug_text(stream, info),
-                (*probes, seen.event),
+                _bug_evidence(facts, stream, seen.event),
                 seen.chain,
             )
     failing = [probe for probe in probes if _mkfifo_failed(probe)]
     if failing or (probes and attach == "failed"):
-        info = _first_log_uri(probes)
-        chain = facts.errors[0].chain if facts.errors else None
-        return _Finding(BUG, _bug_text("stdout", info), tuple(probes), chain)
+        info = _stored_log_uri(facts, "stdout") or _first_log_uri(probes)
+        first = facts.errors[0] if facts.errors else None
+        return _Finding(
+            BUG,
+            _bug_text("stdout", info),
+            _bug_evidence(facts, "stdout", first.event if first else None),
+            first.chain if first else None,
+        )
     return None
+
+
+def _stored_log_uri(facts: _Facts, stream: str) -> Stdio | None:
+    for use in facts.stdio:
+        if use.stream == stream and use.kind == "log-uri":
+            return classify_stdio(use.path)
+    return None
+
+
+def _bug_evidence(facts: _Facts, stream: str, error: Event | None) -> tuple[Event, ...]:
+    """The lines that prove the bug: the NewTask branch, the stored stdio string,
+    the failed mkfifo and the error attach printed."""
+    stored = facts.stdio_sources.get(stream)
+    if stored is not None and _stored_log_uri(facts, stream) is None:
+        stored = None
+    found = (facts.branch_probe, stored, facts.failing_probe, error)
+    return tuple(event for event in found if event is not None)
 
 
 def _first_log_uri(probes: Sequence[ProbeEvent | AdHocProbe]) -> Stdio:
@@ -746,15 +1005,13 @@ def diagnose_events(
     chain = finding.chain
     if chain is None and facts.errors:
         chain = facts.errors[0].chain
-    code_path, branch = _code_path(facts.probes)
     if address is None and facts.toml_address is not None:
         address, address_source = facts.toml_address, "transcript"
-    stdio = _merge_uses(facts.uses, facts.on_disk)
-    stores = [use.data_store for use in stdio if use.data_store]
+    stores = [use.data_store for use in facts.stdio if use.data_store]
     stores += facts.data_stores
     return Diagnosis(
         attach=attach,
-        stdio=tuple(stdio),
+        stdio=tuple(facts.stdio),
         error_chain=chain.texts if chain else (),
         root_cause=finding.category,
         explanation=finding.explanation,
@@ -762,13 +1019,14 @@ def diagnose_events(
         data_store_hash=check_data_store(
             stores[0] if stores else None, address, source=address_source
         ),
-        code_path=tuple(code_path),
-        newtask_branch=branch,
+        code_path=tuple(_code_path(facts)),
+        newtask_branch=facts.branch,
         outcome=_outcome(attach, finding.category, expect),
         events=tuple(facts.events),
         errors=tuple(facts.errors),
         chain_notes=chain.notes if chain else (),
         parse_errors=tuple(facts.unparsed),
+        code_path_by_step=tuple(_code_path_by_step(facts)),
     )
 
 

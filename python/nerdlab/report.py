@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import re
 import textwrap
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +20,7 @@ from rich.text import Text
 
 from nerdlab.diagnose import Diagnosis, RunDiagnosis, ScenarioDiagnosis
 from nerdlab.errors import TraceParseError
+from nerdlab.stdio import classify_stdio
 from nerdlab.trace import Event
 
 __all__ = [
@@ -106,6 +108,10 @@ def diagnosis_dict(diagnosis: Diagnosis) -> dict[str, Any]:
             "matches": check.matches,
         },
         "code_path": list(diagnosis.code_path),
+        "code_path_by_step": [
+            {"step": step, "path": list(path)}
+            for step, path in diagnosis.code_path_by_step
+        ],
         "newtask_branch": diagnosis.newtask_branch,
         "errors": [
             {
@@ -223,48 +229,92 @@ def _wrap(text: str, first: str = "  ", indent: str = "  ") -> list[str]:
     )
 
 
-def _stdio_line(diagnosis: Diagnosis) -> str | None:
-    if not diagnosis.stdio:
-        return None
-    parts = []
-    for use in diagnosis.stdio:
-        kind = f"{use.scheme} {use.kind}" if use.scheme else use.kind
-        if use.is_fifo_on_disk:
-            kind += " (p on disk)"
-        parts.append(f"{use.stream}={kind}")
-    return "stdio: " + ", ".join(parts)
+# How the terminal names NewTask's branches (the probes' branch= values).
+_BRANCH_NAMES = {
+    "log-uri": "detached log-URI",
+    "terminal-binary": "detached terminal binary://",
+    "tty-foreground": "foreground TTY FIFO",
+    "container-io": "container-IO FIFO",
+    "attach": "attach (-a)",
+}
+_MKFIFO_FAILED = "mkfifo failed"
+# Where the containerd address of the data store check came from.
+_ADDRESS_SOURCES = {
+    "run": "the run's address",
+    "option": "the --address",
+    "transcript": "nerdctl.toml's address",
+    "default": "the default address",
+}
+_URI = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://\S*")
+
+
+def _path_text(diagnosis: Diagnosis) -> str:
+    """The code path as prose: ``NewTask took the … branch → Attach → …``."""
+    parts: list[str] = []
+    branch = diagnosis.newtask_branch
+    for index, element in enumerate(diagnosis.code_path):
+        if index == 0 and branch is not None and element == f"NewTask({branch})":
+            parts.append(f"NewTask took the {_BRANCH_NAMES.get(branch, branch)} branch")
+            continue
+        name, _, notes = element.partition("(")
+        kept = [note for note in notes.rstrip(")").split(", ") if note]
+        failed = _MKFIFO_FAILED in kept
+        kept = [note for note in kept if note != _MKFIFO_FAILED]
+        parts.append(f"{name}({', '.join(kept)})" if kept else name)
+        if failed:
+            parts.append(_MKFIFO_FAILED)
+    return " → ".join(parts)
+
+
+def _chain_text(diagnosis: Diagnosis) -> str:
+    """The error layers, outermost first; a URI the explanation spells out is
+    shortened to its scheme."""
+
+    def short(match: re.Match[str]) -> str:
+        info = classify_stdio(match.group(0))
+        if info.path and info.path in diagnosis.explanation:
+            return f"{match['scheme']}://…"
+        return match.group(0)
+
+    return " → ".join(_URI.sub(short, layer) for layer in diagnosis.error_chain)
 
 
 def _hash_line(diagnosis: Diagnosis) -> str | None:
     check = diagnosis.data_store_hash
     if check.value is None:
         return None
-    verdict = "matches" if check.matches else "does NOT match"
+    source = _ADDRESS_SOURCES.get(check.address_source, check.address_source)
+    if check.matches:
+        return f"data store {check.value} = sha256[:8] of {source} {check.address}"
     return (
-        f"data store {check.value} {verdict} sha256({check.address})[:8]"
-        f" = {check.expected} ({check.address_source} address)"
+        f"data store {check.value} does NOT match {check.expected} = sha256[:8] of"
+        f" {source} {check.address}"
     )
+
+
+def _run_files(where: str) -> str:
+    directory = Path(where)
+    names = [
+        name
+        for name in ("report.md", "diagnosis.json", "steps/")
+        if (directory / name.rstrip("/")).exists()
+    ]
+    return f" ({', '.join(names)})" if names else ""
 
 
 def _terminal_lines(name: str, diagnosis: Diagnosis, where: str | None) -> list[str]:
     lines = _wrap(diagnosis.explanation, f"{name}  {diagnosis.outcome}  ")
-    lines += _wrap(f"root cause: {diagnosis.root_cause}; attach: {diagnosis.attach}")
-    if diagnosis.error_chain:
-        lines += _wrap("error: " + " → ".join(diagnosis.error_chain))
-    for extra in (_stdio_line(diagnosis), _hash_line(diagnosis)):
-        if extra:
-            lines += _wrap(extra)
     if diagnosis.code_path:
-        head = "probes: "
-        if diagnosis.newtask_branch:
-            head += f"NewTask took the {diagnosis.newtask_branch} branch; "
-        lines += _wrap(head + " → ".join(diagnosis.code_path))
-    if diagnosis.evidence:
-        lines += _wrap("evidence: " + ", ".join(e.where for e in diagnosis.evidence))
+        lines += _wrap("probes: " + _path_text(diagnosis))
+    if diagnosis.error_chain:
+        lines += _wrap("error chain: " + _chain_text(diagnosis))
+    if hashed := _hash_line(diagnosis):
+        lines += _wrap(hashed)
+    lines += _wrap(f"root cause: {diagnosis.root_cause}; attach: {diagnosis.attach}")
     if diagnosis.parse_errors:
         lines += _wrap(f"unparsed probe lines: {len(diagnosis.parse_errors)}")
     if where:
-        lines += _wrap(f"run: {where}/ (report.md, diagnosis.json, steps/)")
+        lines += _wrap(f"run: {where}/{_run_files(where)}")
     return lines
 
 
@@ -290,8 +340,22 @@ def render_terminal(
             console.print(Text(line), soft_wrap=True, highlight=False)
 
 
-def _markdown_diagnosis(name: str, diagnosis: Diagnosis, level: str) -> list[str]:
+def _markdown_store(diagnosis: Diagnosis) -> str:
     check = diagnosis.data_store_hash
+    source = _ADDRESS_SOURCES.get(check.address_source, check.address_source)
+    of = f"sha256[:8] of {source} `{check.address}`"
+    if check.value is None:
+        return f"— (none seen; {of} is {check.expected})"
+    if check.matches:
+        return f"{check.value} = {of}"
+    return f"{check.value} does NOT match: {of} is {check.expected}"
+
+
+def _cell(value: object) -> str:
+    return "—" if value is None else str(value)
+
+
+def _markdown_diagnosis(name: str, diagnosis: Diagnosis, level: str) -> list[str]:
     out = [
         f"{level} {name}: {diagnosis.outcome}",
         "",
@@ -302,8 +366,7 @@ def _markdown_diagnosis(name: str, diagnosis: Diagnosis, level: str) -> list[str
         f"| attach | {diagnosis.attach} |",
         f"| root cause | `{diagnosis.root_cause}` |",
         f"| NewTask branch | {diagnosis.newtask_branch or '—'} |",
-        f"| data store | {check.value or '—'} (expected {check.expected} for "
-        f"`{check.address}`, {check.address_source}; matches: {check.matches}) |",
+        f"| data store | {_markdown_store(diagnosis)} |",
         "",
     ]
     if diagnosis.error_chain:
@@ -320,7 +383,14 @@ def _markdown_diagnosis(name: str, diagnosis: Diagnosis, level: str) -> list[str
         ]
         out.append("")
     if diagnosis.code_path:
-        out += ["Code path seen by the probes: " + " → ".join(diagnosis.code_path), ""]
+        out += ["Code path seen by the probes: " + _path_text(diagnosis), ""]
+    if diagnosis.code_path_by_step:
+        out += ["Probes by step:", ""]
+        out += [
+            f"- {step}: {' → '.join(path)}"
+            for step, path in diagnosis.code_path_by_step
+        ]
+        out.append("")
     if diagnosis.evidence:
         out += ["Evidence:", "", "```"]
         out += [f"{item.where}: {item.text}" for item in diagnosis.evidence]
@@ -340,8 +410,12 @@ def render_markdown(result: Result, *, source: str = "transcript") -> str:
         out += [
             f"# nerdlab run {result.id}",
             "",
-            f"Target: {result.target or '—'}; nerdctl ref: {result.nerdctl_ref or '—'};"
-            f" {result.started or '?'} → {result.finished or '?'}",
+            f"Target: {result.target or '—'}; nerdctl ref: {result.nerdctl_ref or '—'}"
+            + (
+                f"; {result.started or '?'} → {result.finished or '?'}"
+                if result.started or result.finished
+                else ""
+            ),
             "",
             "| scenario | outcome | attach | root cause |",
             "|---|---|---|---|",
@@ -371,8 +445,8 @@ def _markdown_scenario(scenario: ScenarioDiagnosis, level: str) -> list[str]:
             "|---|---|---|---|---|",
         ]
         out += [
-            f"| {step.name} | {step.rc} | {step.duration_s} | {step.ended_early} "
-            f"| {step.timed_out} |"
+            f"| {step.name} | {_cell(step.rc)} | {_cell(step.duration_s)} "
+            f"| {step.ended_early} | {step.timed_out} |"
             for step in scenario.steps
         ]
         out.append("")
@@ -417,7 +491,7 @@ def _html_diagnosis(name: str, diagnosis: Diagnosis) -> list[str]:
         ]
         out.append("</table>")
     if diagnosis.code_path:
-        out.append(f"<p>Probes: {e(' → '.join(diagnosis.code_path))}</p>")
+        out.append(f"<p>Probes: {e(_path_text(diagnosis))}</p>")
     if diagnosis.evidence:
         text = "\n".join(f"{item.where}: {item.text}" for item in diagnosis.evidence)
         out.append(f"<pre>{e(text)}</pre>")

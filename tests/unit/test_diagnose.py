@@ -166,18 +166,116 @@ def test_probes_alone_show_the_bug() -> None:
     diagnosis = diagnose_lines(lines)
     assert diagnosis.root_cause == "log-uri-treated-as-fifo"
     assert diagnosis.newtask_branch == "log-uri"
+    # the path ends where it failed; the later probe stays in the per-step path
     assert diagnosis.code_path == (
-        "NewTask(branch=log-uri)",
-        "openFifos(stdin=empty, stdout=binary://…, stderr=binary://…)",
-        "openFifo(fn=binary://…, mkfifo failed)",
-        "Later",
+        "NewTask(log-uri)",
+        "openFifos(stdout=binary://…)",
+        "openFifo(mkfifo failed)",
     )
-    assert [e.line for e in diagnosis.evidence] == [3, 4]
-    assert {(use.stream, use.kind) for use in diagnosis.stdio} == {
+    assert diagnosis.code_path_by_step[0][1][-1] == "Later"
+    # the branch, the stdio openFifos was given, the failed mkfifo
+    assert [e.line for e in diagnosis.evidence] == [2, 3, 4]
+    assert [(use.stream, use.kind) for use in diagnosis.stdio] == [
         ("stdin", "empty"),
         ("stdout", "log-uri"),
         ("stderr", "log-uri"),
-    }
+    ]
+
+
+STORED = _probe(
+    "containerd.loadTask.get",
+    "(*container).loadTask",
+    "after:TaskService().Get",
+    err="<nil>",
+    status="RUNNING",
+    stdin="",
+    stdout=URI,
+    stderr=URI,
+    terminal="false",
+)
+
+
+def test_stdio_is_what_containerd_stored() -> None:
+    """One entry per stream, from loadTask; other fields named stdin are not stdio."""
+    lines = [
+        "$ nerdctl attach x",
+        _probe("nerdctl.Attach.entry", "Attach", "entry", req="x", stdin="true"),
+        STORED,
+        _probe(
+            "cio.NewAttach.closure",
+            "NewAttach",
+            "after:return func(fifos",
+            fifos="&{{false  " + URI + " " + URI + "} 0xadef80}",
+            stdin_stream_nil="true",
+            stdout_stream_nil="false",
+            stderr_stream_nil="true",
+        ),
+        _probe(
+            "cio.openFifos.entry",
+            "openFifos",
+            "entry",
+            stdin="",
+            stdout=URI,
+            stderr="",
+            terminal="false",
+        ),
+    ]
+    stdio = diagnose_lines(lines).stdio
+    assert [(use.stream, use.kind, use.line) for use in stdio] == [
+        ("stdin", "empty", 3),
+        ("stdout", "log-uri", 3),
+        ("stderr", "log-uri", 3),
+    ]
+
+
+def test_blanked_streams_are_not_the_tasks_stdio() -> None:
+    """Without loadTask, openFifos' streams that NewAttach blanked are left out."""
+    lines = [
+        _probe(
+            "cio.NewAttach.closure",
+            "NewAttach",
+            "after:return func(fifos",
+            fifos="&{{false  " + URI + " " + URI + "} 0xadef80}",
+            stdin_stream_nil="true",
+            stdout_stream_nil="false",
+            stderr_stream_nil="true",
+        ),
+        _probe(
+            "cio.openFifos.entry",
+            "openFifos",
+            "entry",
+            stdin="",
+            stdout=URI,
+            stderr="",
+            terminal="false",
+        ),
+    ]
+    stdio = diagnose_lines(lines).stdio
+    assert [(use.stream, use.kind) for use in stdio] == [("stdout", "log-uri")]
+
+
+def test_failed_lookup_is_no_stdio() -> None:
+    """A loadTask whose Get failed prints empty strings that are not the task's."""
+    lines = [
+        STORED,
+        _probe(
+            "containerd.loadTask.get",
+            "(*container).loadTask",
+            "after:TaskService().Get",
+            err="rpc error: code = NotFound desc = task x not found",
+            status="UNKNOWN",
+            stdin="",
+            stdout="",
+            stderr="",
+            terminal="false",
+        ),
+    ]
+    stdio = diagnose_lines(lines).stdio
+    assert [(use.stream, use.kind) for use in stdio] == [
+        ("stdin", "empty"),
+        ("stdout", "log-uri"),
+        ("stderr", "log-uri"),
+    ]
 
 
 def test_mkfifo_without_error_is_not_the_bug() -> None:
@@ -193,7 +291,7 @@ def test_mkfifo_without_error_is_not_the_bug() -> None:
     ]
     diagnosis = diagnose_lines(lines)
     assert diagnosis.root_cause == "none"
-    assert diagnosis.code_path == ("openFifo(fn=fifo)",)
+    assert diagnosis.code_path == ("openFifo",)
 
 
 def test_unparsed_probe_is_reported_not_raised() -> None:
@@ -295,9 +393,23 @@ def test_run_metadata_and_hash_source() -> None:
 def test_run_evidence_names_step_and_stream() -> None:
     """Evidence in a run points at the step file and line."""
     diagnosis = diagnose_scenario(SAMPLE / "detached-attach").diagnosis
-    assert "attach/stderr:11" in [item.where for item in diagnosis.evidence]
-    assert diagnosis.code_path[-1] == "Mystery"
-    assert "openFifo(fn=binary://…, mkfifo failed)" in diagnosis.code_path
+    assert [item.where for item in diagnosis.evidence] == [
+        "run/stderr:2",
+        "attach/stderr:3",
+        "attach/stderr:8",
+        "attach/stderr:11",
+    ]
+    assert diagnosis.code_path == (
+        "NewTask(log-uri)",
+        "Attach",
+        "loadTask",
+        "openFifos(stdout=binary://…)",
+        "OpenFifo",
+        "openFifo(mkfifo failed)",
+    )
+    by_step = dict(diagnosis.code_path_by_step)
+    assert by_step["attach"][-1] == "Mystery"
+    assert by_step["run"] == ("NewTask(branch=log-uri)",)
 
 
 def test_state_listing_marks_fifos() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -143,9 +144,15 @@ def test_terminal_block_for_a_run() -> None:
     assert "/var/lib/nerdctl/1935db59" in blocks[0]
     assert "mkfifo on that string (ENOENT)" in blocks[0]
     assert any(
-        line.startswith("  probes: NewTask took the log-uri branch") for line in first
+        line.startswith("  probes: NewTask took the detached log-URI branch → Attach")
+        for line in first
     )
-    assert first[-2].startswith(f"  run: {SAMPLE / 'detached-attach'}/")
+    assert any(line.startswith("  error chain: failed to attach") for line in first)
+    assert any(line.startswith("  data store 1935db59 = sha256[:8]") for line in first)
+    assert "stdio:" not in blocks[0] and "evidence:" not in blocks[0]
+    assert any(
+        line.startswith(f"  run: {SAMPLE / 'detached-attach'}/") for line in first
+    )
     assert blocks[1].startswith("fixed-detached-attach  FIXED  ")
     assert blocks[2].startswith("garbled-attach  INCONCLUSIVE  ")
 
@@ -182,3 +189,30 @@ def test_html_is_self_contained_and_escaped() -> None:
     hostile = render_html(diagnose_lines(["FATA[0000] bad <b>tag</b> & more: x"]))
     assert "bad &lt;b&gt;tag&lt;/b&gt; &amp; more" in hostile
     assert "<b>tag" not in hostile
+
+
+def test_terminal_names_the_files_that_exist(tmp_path: Path) -> None:
+    """The run line lists report.md and diagnosis.json only once they are written."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(SAMPLE, run_dir)
+    before = _terminal(diagnose_run(run_dir))
+    assert "report.md" not in before
+    after = _terminal(diagnose_run(run_dir, write=True))
+    assert "(report.md, diagnosis.json, steps/)" in after.replace("\n  ", " ")
+
+
+def test_terminal_shows_a_mismatching_data_store() -> None:
+    """A data store that is not the address's hash says so, with the hash wanted."""
+    with (DATA / "cases" / "seed-01-detached-attach.txt").open() as lines:
+        diagnosis = diagnose_lines(lines, address="/run/x.sock")
+    text = _terminal(diagnosis)
+    assert "data store 1935db59 does NOT match d6c83356" in text
+    assert "None" not in text
+
+
+def test_markdown_has_the_path_per_step() -> None:
+    """The Markdown report lists every step's probes, and no ``None``."""
+    text = render_markdown(diagnose_run(SAMPLE))
+    assert "- run: NewTask(branch=log-uri)" in text
+    assert "→ Mystery" in text
+    assert "None" not in text
