@@ -22,6 +22,7 @@ from nerdlab.build import (
     proof_record,
     prove,
 )
+from nerdlab.errors import NerdlabError
 
 # `go version -m` of a nerdctl built with nerdlab's replace block, in the layout
 # go1.26 prints (tabs, a trailing tab after versions, an empty row after a
@@ -455,4 +456,4 @@ def test_missing_go_is_a_build_error(workspace: Path) -> None:
 
 def test_build_error_is_a_nerdlab_error() -> None:
     """BuildError is reported like every other nerdlab error."""
-    assert issubclass(build.BuildError, build.NerdlabError)
+    assert issubclass(build.BuildError, NerdlabError)
