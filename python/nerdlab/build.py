@@ -123,12 +123,17 @@ def prove(
         timeout=60,
         check=False,
     )
-    if done.returncode != 0:
-        raise BuildError(f"go version -m {binary} failed: {done.stderr.strip()}")
+    if done.returncode != 0 or not done.stdout.strip():
+        reason = done.stderr.strip() or "not a Go executable with build information"
+        raise BuildError(f"go version -m {binary} failed: {reason}")
     info = parse_go_version_m(done.stdout)
     replaced = {}
     for module, target in expected_replacements.items():
         dep = info.dep(module)
+        if dep is not None and dep.replaced_by is None and dep.version == "(devel)":
+            # go.work: a workspace module shows as (devel), with no "=>" row.
+            replaced[module] = target
+            continue
         if dep is None or dep.replaced_by is None:
             raise BuildError(
                 f"{binary} was not built against the local {module} checkout "
@@ -156,6 +161,27 @@ def _tree(repo: Path) -> str:
     return done.stdout.strip()
 
 
+def _run_tool(
+    argv: list[str], cwd: Path, env: Mapping[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            argv,
+            cwd=cwd,
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError as err:
+        raise BuildError(
+            f"{argv[0]} is not on PATH; run setup's toolchain step first"
+        ) from err
+    except subprocess.TimeoutExpired as err:
+        raise BuildError(f"{' '.join(argv)} took over {timeout:.0f}s") from err
+
+
 def build_nerdctl(
     nerdctl: Path, dependencies: Iterable[Path], env: Mapping[str, str]
 ) -> tuple[bool, float]:
@@ -166,14 +192,8 @@ def build_nerdctl(
     """
     binary = nerdctl / "_output" / "nerdctl"
     full_env = {**os.environ, **env}
-    go_version = subprocess.run(
-        ["go", "env", "GOVERSION"],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=60,
-        check=False,
-    ).stdout.strip()
+    go_version = _run_tool(["go", "env", "GOVERSION"], nerdctl, full_env, 60).stdout
+    go_version = go_version.strip()
     stamp = {
         "go": go_version,
         "trees": {str(p.name): _tree(p) for p in (nerdctl, *dependencies)},
@@ -187,15 +207,7 @@ def build_nerdctl(
             pass
     binary.unlink(missing_ok=True)
     started = time.monotonic()
-    done = subprocess.run(
-        ["make", "binaries"],
-        cwd=nerdctl,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=BUILD_TIMEOUT_S,
-        check=False,
-    )
+    done = _run_tool(["make", "binaries"], nerdctl, full_env, BUILD_TIMEOUT_S)
     seconds = round(time.monotonic() - started, 1)
     (nerdctl / "_output").mkdir(exist_ok=True)
     (nerdctl / "_output" / "build.log").write_text(done.stdout + done.stderr)

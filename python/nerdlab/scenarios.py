@@ -102,15 +102,15 @@ def available(directory: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(directory.glob("*.yml"))}
 
 
-def _fill(value: Any, values: dict[str, str], source: str) -> Any:
+def _fill(value: Any, values: dict[str, str], where: str) -> Any:
     if isinstance(value, list):
-        return [_fill(item, values, source) for item in value]
+        return [_fill(item, values, where) for item in value]
     if not isinstance(value, str):
         return value
     fields = {f for _, f, _, _ in string.Formatter().parse(value) if f}
     missing = fields - values.keys()
     if missing:
-        raise ConfigError(f"{source}: unknown placeholder {{{sorted(missing)[0]}}}")
+        raise ConfigError(f"{where}: unknown placeholder {{{sorted(missing)[0]}}}")
     return value.format_map(values)
 
 
@@ -118,10 +118,19 @@ def render_plan(scenario: Scenario, context: dict[str, str]) -> dict[str, Any]:
     """Fill a scenario's placeholders from the run context into a runner plan."""
     values = {**context, "scenario": scenario.name, "container": scenario.container}
     steps = []
-    for step in scenario.steps:
-        filled = {key: _fill(val, values, scenario.source) for key, val in step.items()}
+    for number, step in enumerate(scenario.steps, start=1):
+        where = f"{scenario.source}: steps[{number}]"
+        filled = {
+            key: _fill(val, values, f"{where}.{key}") for key, val in step.items()
+        }
         if "timeout_s" in filled:
-            filled["timeout_s"] = float(filled["timeout_s"])
+            try:
+                filled["timeout_s"] = float(filled["timeout_s"])
+            except ValueError as err:
+                raise ConfigError(
+                    f"{where}.timeout_s: {filled['timeout_s']!r} is not a number of "
+                    "seconds"
+                ) from err
         steps.append(filled)
     return {
         "scenario": {

@@ -271,6 +271,34 @@ def _layers_above(repo: Path, head: str) -> list[tuple[str, str, str]]:
         commit = parent
 
 
+def _is_users_work(repo: Path, base: str, branch_head: str, root: str | None) -> bool:
+    """Tell whether a nerdlab branch holds commits that are neither upstream's nor ours.
+
+    Either the commits sit on top of the requested base, or the commit below
+    nerdlab's layers is reachable from no remote-tracking branch, tag or fetched ref.
+    """
+    on_base = (
+        run_git(
+            repo, "merge-base", "--is-ancestor", base, branch_head, check=False
+        ).returncode
+        == 0
+    )
+    if on_base or root is None:
+        return True
+    holders = run_git(
+        repo,
+        "for-each-ref",
+        "--count=1",
+        "--contains",
+        root,
+        "refs/remotes",
+        "refs/tags",
+        "refs/nerdlab",
+        check=False,
+    )
+    return not holders.stdout.strip()
+
+
 def _switch_to_branch(
     repo: Path, branch: str, base: str, *, fresh: bool = False
 ) -> bool:
@@ -283,12 +311,7 @@ def _switch_to_branch(
         layers = _layers_above(repo, existing)
         root = _resolve_commit(repo, f"{layers[-1][0]}^") if layers else existing
         if root != base:
-            if (
-                run_git(
-                    repo, "merge-base", "--is-ancestor", base, existing, check=False
-                ).returncode
-                == 0
-            ):
+            if _is_users_work(repo, base, existing, root):
                 raise SourceError(
                     f"branch {branch} in {repo} carries commits that are not "
                     "nerdlab's; "
@@ -360,6 +383,15 @@ def _go_mod_download(
     return info
 
 
+def _version_time(info: Mapping[str, object]) -> str:
+    """Return the time the proxy gives for a version (from its .info file)."""
+    try:
+        details = json.loads(Path(str(info.get("Info", ""))).read_text())
+    except (OSError, json.JSONDecodeError):
+        details = {}
+    return str(details.get("Time") or info.get("Time") or "2000-01-01T00:00:00Z")
+
+
 def _copy_writable(src: Path, dest: Path) -> None:
     shutil.copytree(src, dest, symlinks=True)
     for root, dirs, files in os.walk(dest):
@@ -420,7 +452,7 @@ def prepare_module_checkout(
         _copy_writable(Path(str(nested_info["Dir"])), target)
     run_git(None, "init", "--quiet", str(staging))
     run_git(staging, "add", "--all", "--force")
-    stamp = str(info.get("Time") or "2000-01-01T00:00:00Z")
+    stamp = _version_time(info)
     message = (
         f"nerdlab: base {module}@{version}\n\nUpstream-Commit: {commit or 'unknown'}\n"
     )

@@ -8,6 +8,7 @@ block or go.work) on nerdctl, then one instrumentation commit per repository.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -109,6 +110,11 @@ def checkout_dependency(
     )
 
 
+def _checkout_name(module: str) -> str:
+    """Name a module by its repository: github.com/containerd/containerd/v2 -> containerd."""
+    return re.sub(r"/v\d+$", "", module).rsplit("/", 1)[-1]
+
+
 def wire(nerdctl: Path, mode: str, dependencies: dict[str, str]) -> bool:
     """Point nerdctl's build at the sibling checkouts; return whether anything changed.
 
@@ -131,7 +137,7 @@ def wire(nerdctl: Path, mode: str, dependencies: dict[str, str]) -> bool:
         (repo / "go.work").write_text(gomod.render_go_work(newest, uses))
         return ["go.work"]
 
-    names = ", ".join(sorted(p.rsplit("/", 1)[-1] for p in dependencies))
+    names = ", ".join(sorted(_checkout_name(p) for p in dependencies))
     layer = Layer(
         name="wiring",
         subject=f"nerdlab: wire local {names} checkouts ({mode})",

@@ -39,8 +39,15 @@ if MIRRORS:
 
 
 def _inv(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([str(INV), *args], cwd=PROJECT, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=2400, check=False)
+    done = subprocess.run(
+        [str(INV), *args],
+        cwd=PROJECT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=2400,
+        check=False,
+    )
     print(done.stdout[-4000:], done.stderr[-2000:])
     return done
 
@@ -62,8 +69,10 @@ def _recap_changed(output: str) -> int:
 def test_setup_then_repro_reproduces(stack, source: str, ref: str) -> None:
     """A cold setup builds a proven nerdctl, a second changes nothing, repro says REPRODUCED."""
     base = stack.mktemp(f"{source}-{ref}")
-    env = {"INVOKE_NERDLAB_WORKSPACE": str(base / "workspace"),
-           "INVOKE_NERDLAB_RUNS": str(base / "runs")}
+    env = {
+        "INVOKE_NERDLAB_WORKSPACE": str(base / "workspace"),
+        "INVOKE_NERDLAB_RUNS": str(base / "runs"),
+    }
     setup = ["setup", "--source", source, "--nerdctl-ref", ref]
 
     first = _inv(*setup, env=env)
@@ -89,11 +98,15 @@ def test_setup_then_repro_reproduces(stack, source: str, ref: str) -> None:
     assert diagnosis["outcome"] == "REPRODUCED"
     assert diagnosis["attach"] == "failed"
     assert diagnosis["root_cause"] == "log-uri-treated-as-fifo"
-    uri_layers = [layer for layer in diagnosis["error_chain"]
-                  if layer.startswith("error creating fifo binary://")]
+    uri_layers = [
+        layer
+        for layer in diagnosis["error_chain"]
+        if layer.startswith("error creating fifo binary://")
+    ]
     assert uri_layers and "_NERDCTL_INTERNAL_LOGGING=" in uri_layers[0]
     assert diagnosis["error_chain"][-1] == "no such file or directory"
     assert diagnosis["data_store_hash"]["matches"] is True
-    attach = json.loads(next((run / "detached-attach" / "steps").glob("*-attach.json"))
-                        .read_text())
+    attach = json.loads(
+        next((run / "detached-attach" / "steps").glob("*-attach.json")).read_text()
+    )
     assert attach["duration_s"] < 10 and not attach["timed_out"]

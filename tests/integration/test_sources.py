@@ -224,11 +224,6 @@ def test_users_commit_on_the_branch_is_refused(
     assert git(dest, "rev-parse", "nerdlab/v1.0.0") == mine
 
 
-@pytest.mark.xfail(
-    reason="when a branch ref moves upstream, _switch_to_branch resets nerdlab/<ref> "
-    "with checkout -B and drops the user's commits on it",
-    strict=True,
-)
 def test_users_commit_survives_a_moved_branch(
     tmp_path: Path, upstream: Path, git: Git, commit: Commit
 ) -> None:
@@ -569,11 +564,6 @@ def test_module_checkout_is_a_tagged_git_base(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="go mod download -json has no Time field (it is in the .info file), so "
-    "the base commit is always dated 2000-01-01",
-    strict=True,
-)
 def test_module_checkout_is_dated_like_the_version(
     tmp_path: Path, module_proxy: dict[str, str], git: Git
 ) -> None:

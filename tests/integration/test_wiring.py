@@ -148,11 +148,6 @@ def test_wire_replace_is_one_layer_commit(ws: Path, git: Git) -> None:
     assert not is_dirty(nerdctl)
 
 
-@pytest.mark.xfail(
-    reason="wire() names checkouts by the last path element, so containerd/v2 "
-    "shows as 'v2' in the subject",
-    strict=True,
-)
 def test_wire_subject_names_the_checkouts(ws: Path, git: Git) -> None:
     """The wiring commit's subject names containerd and fifo."""
     wire(ws / "nerdctl", "replace", DEPENDENCIES)

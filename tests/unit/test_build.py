@@ -216,11 +216,6 @@ def test_prove_with_every_probe_is_ok(tiny_app: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="go version -m shows a go.work module as '(devel)' with no '=>' row, "
-    "so prove refuses every build wired with wiring=work",
-    strict=True,
-)
 def test_prove_a_go_work_build(tiny_app: Path, tmp_path: Path) -> None:
     """A binary built through go.work is proven to use the local module."""
     (tiny_app / "go.work").write_text("go 1.21\n\nuse (\n\t.\n\t../dep\n)\n")
@@ -275,11 +270,6 @@ NOT_GO_BINARIES = [
     pytest.param(
         script_not_go,
         id="script",
-        marks=pytest.mark.xfail(
-            reason="go version -m prints nothing for a non-executable file, and prove "
-            "then reports 'failed: ' with no reason",
-            strict=True,
-        ),
     ),
 ]
 
@@ -444,10 +434,6 @@ def test_stale_binary_is_removed_before_make(workspace: Path) -> None:
     assert not (nerdctl / "_output" / "nerdctl").exists()
 
 
-@pytest.mark.xfail(
-    reason="build_nerdctl lets FileNotFoundError escape when go is not on PATH",
-    strict=True,
-)
 def test_missing_go_is_a_build_error(workspace: Path) -> None:
     """Without go on PATH the build fails as a BuildError that says what is missing."""
     with pytest.raises(BuildError, match="go"):
