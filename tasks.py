@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "runs": "runs",
     "target": "local",
     "wiring": "replace",
+    "containerd_from": "auto",
     "attach_timeout": 10,
     "image": "alpine",
     "pull": True,
@@ -108,6 +109,9 @@ def _playbook(c: Context, name: str, extra: dict[str, Any], dry_run: bool) -> No
         "workspace": "where the checkouts live (default workspace/ in this clone)",
         "wiring": "replace (go.mod replace block) or work (go.work) (default replace)",
         "target": "where to build and run (default local)",
+        "containerd-from": "auto, package or checkout: which containerd to run; auto "
+        "builds it from the checkout when the package's major version is below the "
+        "module's nerdctl uses (default auto)",
         "dry-run": "print the ansible-playbook command and variables, run nothing",
     }
 )
@@ -119,6 +123,7 @@ def setup(
     workspace=None,
     wiring=None,
     target=None,
+    containerd_from=None,
     dry_run=False,
 ):
     """Provision the target, check out matching sources, instrument, build nerdctl."""
@@ -129,6 +134,7 @@ def setup(
         "workspace": workspace,
         "wiring": wiring,
         "target": target,
+        "containerd_from": containerd_from,
     }
     c.config.nerdlab.update({k: v for k, v in overrides.items() if v is not None})
     settings = _settings(c)
@@ -144,6 +150,7 @@ def setup(
             "nerdlab_source": settings["source"],
             "nerdlab_mirrors": str(settings["mirrors"] or ""),
             "nerdlab_wiring": settings["wiring"],
+            "nerdlab_containerd_from": settings["containerd_from"],
         },
         dry_run,
     )
