@@ -1,0 +1,114 @@
+"""One line per task: what it did, whether it changed anything, how long it took.
+
+nerdlab's playbooks are its progress log. Ansible's default output spends three lines
+on a task and none on its duration; this prints one, and details only where they
+matter (a failure's message, a debug task's lines). The recap keeps Ansible's own
+``ok=N changed=N failed=N`` wording.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ansible.plugins.callback import CallbackBase
+
+DOCUMENTATION = r"""
+name: nerdlab_progress
+type: stdout
+short_description: one line per task, with its status and duration
+description:
+  - Prints each task once it has run on every host, as status, name and seconds.
+"""
+
+_WIDTH = 72
+
+
+class CallbackModule(CallbackBase):  # type: ignore[misc]
+    """Print one line per task."""
+
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "stdout"
+    CALLBACK_NAME = "nerdlab_progress"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._task_name = ""
+        self._started = 0.0
+        self._status = ""
+        self._details: list[str] = []
+
+    def _flush(self) -> None:
+        if not self._task_name or self._status in ("", "skipped"):
+            self._task_name = ""
+            return
+        took = time.monotonic() - self._started
+        name = self._task_name
+        if len(name) > _WIDTH:
+            name = name[: _WIDTH - 1] + "…"
+        self._display.display(f"  {self._status:<8} {name:<{_WIDTH}} {took:6.1f}s")
+        for line in self._details:
+            self._display.display(f"           {line}")
+        self._task_name = ""
+        self._status = ""
+        self._details = []
+
+    def _status_of(self, result: object, changed: bool) -> None:
+        rank = {"": 0, "skipped": 1, "ok": 2, "changed": 3, "FAILED": 4}
+        status = "changed" if changed else "ok"
+        if rank[status] > rank[self._status]:
+            self._status = status
+        del result
+
+    def v2_playbook_on_play_start(self, play: object) -> None:
+        self._flush()
+        self._display.display(f"{play.get_name()}")  # type: ignore[attr-defined]
+
+    def v2_playbook_on_task_start(self, task: object, is_conditional: bool) -> None:
+        self._flush()
+        self._task_name = task.get_name()  # type: ignore[attr-defined]
+        self._started = time.monotonic()
+
+    def v2_playbook_on_handler_task_start(self, task: object) -> None:
+        self.v2_playbook_on_task_start(task, False)
+
+    def v2_runner_on_ok(self, result: object) -> None:
+        res = result._result  # type: ignore[attr-defined]
+        self._status_of(result, bool(res.get("changed")))
+        msg = res.get("msg")
+        action = result._task.action  # type: ignore[attr-defined]
+        if action in ("debug", "ansible.builtin.debug") and msg:
+            self._details += msg if isinstance(msg, list) else [str(msg)]
+
+    def v2_runner_item_on_ok(self, result: object) -> None:
+        res = result._result  # type: ignore[attr-defined]
+        self._status_of(result, bool(res.get("changed")))
+
+    def v2_runner_on_skipped(self, result: object) -> None:
+        if not self._status:
+            self._status = "skipped"
+
+    def v2_runner_on_failed(self, result: object, ignore_errors: bool = False) -> None:
+        if ignore_errors:
+            self._status_of(result, False)
+            return
+        self._status = "FAILED"
+        res = result._result  # type: ignore[attr-defined]
+        message = res.get("msg") or res.get("stderr") or res.get("module_stderr") or ""
+        self._details.append(str(message).strip().splitlines()[-1] if message else "")
+
+    def v2_runner_item_on_failed(self, result: object) -> None:
+        self.v2_runner_on_failed(result)
+
+    def v2_runner_on_unreachable(self, result: object) -> None:
+        self._status = "FAILED"
+        res = result._result  # type: ignore[attr-defined]
+        self._details.append(str(res.get("msg", "unreachable")))
+
+    def v2_playbook_on_stats(self, stats: object) -> None:
+        self._flush()
+        for host in sorted(stats.processed.keys()):  # type: ignore[attr-defined]
+            summary = stats.summarize(host)  # type: ignore[attr-defined]
+            self._display.display(
+                f"{host}: ok={summary['ok']} changed={summary['changed']} "
+                f"failed={summary['failures']} unreachable={summary['unreachable']}"
+            )
