@@ -21,6 +21,17 @@ description:
 """
 
 _WIDTH = 72
+# Bookkeeping tasks show only when they fail: argument checks, facts, flow control.
+_QUIET_ACTIONS = frozenset(
+    {
+        "validate_argument_spec",
+        "ansible.builtin.validate_argument_spec",
+        "set_fact",
+        "ansible.builtin.set_fact",
+        "meta",
+        "ansible.builtin.meta",
+    }
+)
 
 
 class CallbackModule(CallbackBase):  # type: ignore[misc]
@@ -36,9 +47,11 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         self._started = 0.0
         self._status = ""
         self._details: list[str] = []
+        self._quiet = False
 
     def _flush(self) -> None:
-        if not self._task_name or self._status in ("", "skipped"):
+        quiet = self._quiet and self._status in ("ok", "skipped")
+        if not self._task_name or self._status in ("", "skipped") or quiet:
             self._task_name = ""
             return
         took = time.monotonic() - self._started
@@ -66,6 +79,7 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
     def v2_playbook_on_task_start(self, task: object, is_conditional: bool) -> None:
         self._flush()
         self._task_name = task.get_name()  # type: ignore[attr-defined]
+        self._quiet = task.action in _QUIET_ACTIONS  # type: ignore[attr-defined]
         self._started = time.monotonic()
 
     def v2_playbook_on_handler_task_start(self, task: object) -> None:

@@ -111,7 +111,7 @@ def checkout_dependency(
 
 
 def _checkout_name(module: str) -> str:
-    """Name a module by its repository: github.com/containerd/containerd/v2 -> containerd."""
+    """Name a module by its repository (containerd for containerd/v2)."""
     return re.sub(r"/v\d+$", "", module).rsplit("/", 1)[-1]
 
 

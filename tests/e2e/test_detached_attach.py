@@ -1,4 +1,4 @@
-"""End to end on the real stack: `inv setup` builds nerdctl, `inv repro` reproduces the bug.
+"""End to end on the real stack: `inv setup` builds nerdctl, `inv repro` reproduces.
 
 Nothing is faked: containerd, runc and the CNI plugins come from the distribution,
 nerdctl is built from source by upstream's Makefile against the containerd and fifo
@@ -67,7 +67,7 @@ def _recap_changed(output: str) -> int:
 
 @pytest.mark.parametrize(("source", "ref"), CASES)
 def test_setup_then_repro_reproduces(stack, source: str, ref: str) -> None:
-    """A cold setup builds a proven nerdctl, a second changes nothing, repro says REPRODUCED."""
+    """Setup builds a proven nerdctl, a second changes nothing, repro reproduces."""
     base = stack.mktemp(f"{source}-{ref}")
     env = {
         "INVOKE_NERDLAB_WORKSPACE": str(base / "workspace"),

@@ -1,0 +1,83 @@
+"""The names nerdlab promises to scripts and tests stay where they are."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import nerdlab
+
+PUBLIC = {
+    "nerdlab": [
+        "Diagnosis",
+        "Expectation",
+        "NerdlabError",
+        "ProbeEvent",
+        "RunDiagnosis",
+        "address_hash",
+        "classify_stdio",
+        "diagnose_lines",
+        "diagnose_run",
+        "parse_lines",
+        "render_terminal",
+        "split_chain",
+        "to_json",
+    ],
+    "nerdlab.gomod": [
+        "CONTAINERD_MODULES",
+        "FIFO_MODULE",
+        "GoMod",
+        "ModuleVersion",
+        "Requirement",
+        "add_replace_block",
+        "git_ref_for_version",
+        "has_replace_block",
+        "parse_go_mod",
+        "parse_module_version",
+        "read_go_mod",
+        "remove_replace_block",
+        "render_go_work",
+    ],
+    "nerdlab.sources": [
+        "LAYER_TRAILER",
+        "UPSTREAM_URLS",
+        "Checkout",
+        "Layer",
+        "branch_name",
+        "check_ref",
+        "choose_source",
+        "ensure_layer",
+        "find_mirror",
+        "is_dirty",
+        "prepare_git_checkout",
+        "prepare_module_checkout",
+        "run_git",
+    ],
+    "nerdlab.runner": ["StepResult", "list_tree", "main", "run_plan", "run_step"],
+    "nerdlab.scenarios": ["Scenario", "available", "load_scenario", "render_plan"],
+    "nerdlab.image": ["DEFAULT_IMAGE", "build_image_archive", "is_static_elf", "main"],
+    "nerdlab.build": [
+        "BuildInfo",
+        "BuildProof",
+        "build_nerdctl",
+        "parse_go_version_m",
+        "prove",
+    ],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC), ids=str)
+def test_all_is_held(module: str) -> None:
+    """Each module's __all__ is exactly the promised names, and each resolves."""
+    loaded = importlib.import_module(module)
+    assert sorted(loaded.__all__) == sorted(PUBLIC[module])
+    for name in loaded.__all__:
+        assert hasattr(loaded, name), f"{module}.{name}"
+
+
+def test_package_reexports_resolve_to_their_modules() -> None:
+    """A name re-exported by the package is the module's own object."""
+    from nerdlab import diagnose
+
+    assert nerdlab.diagnose_run is diagnose.diagnose_run
