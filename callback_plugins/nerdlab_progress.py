@@ -51,9 +51,13 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
 
     def _flush(self) -> None:
         quiet = self._quiet and self._status in ("ok", "skipped")
-        if not self._task_name or self._status in ("", "skipped") or quiet:
-            self._task_name = ""
-            return
+        if self._task_name and self._status not in ("", "skipped") and not quiet:
+            self._print_task()
+        self._task_name = ""
+        self._status = ""
+        self._details = []
+
+    def _print_task(self) -> None:
         took = time.monotonic() - self._started
         name = self._task_name
         if len(name) > _WIDTH:
@@ -61,9 +65,6 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
         self._display.display(f"  {self._status:<8} {name:<{_WIDTH}} {took:6.1f}s")
         for line in self._details:
             self._display.display(f"           {line}")
-        self._task_name = ""
-        self._status = ""
-        self._details = []
 
     def _status_of(self, result: object, changed: bool) -> None:
         rank = {"": 0, "skipped": 1, "ok": 2, "changed": 3, "FAILED": 4}
