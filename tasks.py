@@ -50,6 +50,14 @@ def _path(value: str) -> Path:
     return path if path.is_absolute() else PROJECT / path
 
 
+def _mirrors(settings: dict[str, Any]) -> str:
+    """Return the mirrors directory: the setting, else .mirror beside the clone."""
+    if settings["mirrors"]:
+        return str(_path(str(settings["mirrors"])))
+    beside = PROJECT.parent / ".mirror"
+    return str(beside) if beside.is_dir() else ""
+
+
 def _become_args() -> list[str]:
     if os.geteuid() == 0:
         return []
@@ -148,7 +156,7 @@ def setup(
         {
             "nerdlab_nerdctl_ref": settings["nerdctl_ref"],
             "nerdlab_source": settings["source"],
-            "nerdlab_mirrors": str(settings["mirrors"] or ""),
+            "nerdlab_mirrors": _mirrors(settings),
             "nerdlab_wiring": settings["wiring"],
             "nerdlab_containerd_from": settings["containerd_from"],
         },

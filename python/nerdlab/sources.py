@@ -378,7 +378,8 @@ def _go_mod_download(
         first = error.splitlines()[0] if error else "no module directory"
         raise SourceError(
             f"the Go module proxy cannot serve {module}@{version} ({first}); "
-            "use source=git or source=mirror for this ref"
+            "use source=git, or source=mirror with INVOKE_NERDLAB_MIRRORS set, or a "
+            "version the proxy serves"
         )
     return info
 
