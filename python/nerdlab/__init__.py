@@ -1,33 +1,35 @@
 """nerdlab: reproduce and diagnose containerd-ecosystem bugs on instrumented builds.
 
 The pieces a script or a test reaches for most; each module documents the rest.
+They load on first use, because ``nerdlab.runner`` and ``nerdlab.image`` run on
+targets that have only the standard library.
 """
 
-from nerdlab.chain import split_chain
-from nerdlab.diagnose import (
-    Diagnosis,
-    Expectation,
-    RunDiagnosis,
-    diagnose_lines,
-    diagnose_run,
-)
-from nerdlab.errors import NerdlabError
-from nerdlab.report import render_terminal, to_json
-from nerdlab.stdio import address_hash, classify_stdio
-from nerdlab.trace import ProbeEvent, parse_lines
+from __future__ import annotations
 
-__all__ = [
-    "Diagnosis",
-    "Expectation",
-    "NerdlabError",
-    "ProbeEvent",
-    "RunDiagnosis",
-    "address_hash",
-    "classify_stdio",
-    "diagnose_lines",
-    "diagnose_run",
-    "parse_lines",
-    "render_terminal",
-    "split_chain",
-    "to_json",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Diagnosis": "nerdlab.diagnose",
+    "Expectation": "nerdlab.diagnose",
+    "NerdlabError": "nerdlab.errors",
+    "ProbeEvent": "nerdlab.trace",
+    "RunDiagnosis": "nerdlab.diagnose",
+    "address_hash": "nerdlab.stdio",
+    "classify_stdio": "nerdlab.stdio",
+    "diagnose_lines": "nerdlab.diagnose",
+    "diagnose_run": "nerdlab.diagnose",
+    "parse_lines": "nerdlab.trace",
+    "render_terminal": "nerdlab.report",
+    "split_chain": "nerdlab.chain",
+    "to_json": "nerdlab.report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'nerdlab' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

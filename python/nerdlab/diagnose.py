@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +183,7 @@ class Step:
     ended_early: bool
     stdout: Path | None
     stderr: Path | None
+    stops_scenario: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -1106,6 +1107,7 @@ def _load_steps(directory: Path) -> list[Step]:
                 ended_early=bool(data.get("ended_early")),
                 stdout=stream("stdout"),
                 stderr=stream("stderr"),
+                stops_scenario=bool((data.get("extra") or {}).get("stops_scenario")),
             )
         )
     return steps
@@ -1132,6 +1134,37 @@ def _attach_from_step(step: Step | None, events: Sequence[Event]) -> str:
         if event.step == step.name and event.stream == "stdout"
     )
     return "succeeded" if step.rc == 0 and printed else "no-output"
+
+
+def _stopped_before_attach(
+    diagnosis: Diagnosis, stopper: Step, events: Sequence[Event]
+) -> Diagnosis:
+    """Explain a scenario that never reached attach by the step that stopped it."""
+    failures = [
+        event
+        for event in events
+        if event.step == stopper.name
+        and isinstance(event, LogrusLine)
+        and event.level in ("fatal", "panic", "error")
+    ]
+    last = failures[-1] if failures else None
+    message = last.message if last is not None else f"exit status {stopper.rc}"
+    chain = split_chain(message).texts if last is not None else (message,)
+    return replace(
+        diagnosis,
+        attach="not-run",
+        outcome="INCONCLUSIVE",
+        root_cause="unknown",
+        error_chain=tuple(chain),
+        explanation=(
+            f"the scenario stopped before attach: step '{stopper.name}' failed "
+            f"({' '.join(stopper.argv[1:3])}): {message}"
+        ),
+        evidence=tuple(
+            Evidence(event.line, event.text, event.step, event.stream)
+            for event in failures[-1:]
+        ),
+    )
 
 
 def diagnose_scenario(directory: Path) -> ScenarioDiagnosis:
@@ -1162,6 +1195,9 @@ def diagnose_scenario(directory: Path) -> ScenarioDiagnosis:
         attach=_attach_from_step(attach_step, events),
         positive=bool(steps),
     )
+    stopper = next((step for step in steps if step.stops_scenario), None)
+    if attach_step is None and stopper is not None:
+        diagnosis = _stopped_before_attach(diagnosis, stopper, events)
     return ScenarioDiagnosis(
         name=str(meta.get("name") or directory.name),
         description=str(meta.get("description") or ""),

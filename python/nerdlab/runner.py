@@ -212,18 +212,19 @@ def run_plan(plan: dict[str, Any], out_dir: Path) -> int:
             env=env,
             cwd=out_dir,
         )
+        expected = step.get("expect_rc", 0)
+        ok = result.ended_early or expected is None or result.rc == expected
+        result.extra["failed"] = not ok
+        result.extra["stops_scenario"] = bool(not ok and step.get("abort_on_failure"))
         _write_step(steps_dir, index, result)
         if step.get("state"):
             stdout = (steps_dir / f"{index:02d}-{result.stdout}").read_text(
                 errors="replace"
             )
             (state_dir / f"{step['state']}.txt").write_text(stdout)
-        expected = step.get("expect_rc", 0)
-        ok = result.ended_early or expected is None or result.rc == expected
         if not ok:
             failed += 1
-            if step.get("abort_on_failure"):
-                aborted = True
+            aborted = aborted or bool(step.get("abort_on_failure"))
         print(
             f"  {step['name']:<14} rc={result.rc} {result.duration_s:6.2f}s"
             + (" (ended early: output arrived)" if result.ended_early else "")

@@ -81,3 +81,21 @@ def test_package_reexports_resolve_to_their_modules() -> None:
     from nerdlab import diagnose
 
     assert nerdlab.diagnose_run is diagnose.diagnose_run
+
+
+def test_runner_and_image_need_only_the_standard_library(tmp_path) -> None:
+    """The modules that run on a target import with no third-party package."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    python_dir = Path(nerdlab.__file__).resolve().parents[1]
+    code = "import nerdlab.runner, nerdlab.image; print('ok')"
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        env={"PYTHONPATH": str(python_dir)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.stdout.strip() == "ok", done.stderr

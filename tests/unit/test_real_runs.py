@@ -149,3 +149,17 @@ def test_terminal_block(terminal: str) -> None:
     assert f"data store 5ac656fe = sha256[:8] of the run's address {ADDRESS}" in text
     assert "stdio:" not in text and "evidence:" not in text
     assert len(lines) <= 14
+
+
+def test_a_scenario_stopped_before_attach_names_the_step() -> None:
+    """A failed `run` step is the explanation, and attach counts as not run."""
+    run = diagnose_run(REAL.parent / "real-v2.0.0-run-fails-no-registry")
+    (scenario,) = run.scenarios
+    diagnosis = scenario.diagnosis
+    assert diagnosis.attach == "not-run"
+    assert diagnosis.outcome == "INCONCLUSIVE"
+    assert diagnosis.explanation.startswith(
+        "the scenario stopped before attach: step 'run' failed"
+    )
+    assert diagnosis.error_chain[0].startswith("failed to resolve reference")
+    assert diagnosis.error_chain[-1] == "no such host"
