@@ -78,9 +78,11 @@ def main() -> None:
             requires = {}
     except NerdlabError as err:
         module.fail_json(msg=str(err))
-    module.exit_json(
-        changed=checkout.changed, checkout=asdict(checkout), requires=requires
-    )
+    record = asdict(checkout)
+    # sources.json records what the checkout is, not what this run did to it, so
+    # that a second setup leaves it unchanged.
+    del record["changed"]
+    module.exit_json(changed=checkout.changed, checkout=record, requires=requires)
 
 
 if __name__ == "__main__":
