@@ -179,6 +179,42 @@ def _write_step(steps_dir: Path, index: int, result: StepResult) -> None:
     )
 
 
+def _run_pty(
+    step: dict[str, Any], steps_dir: Path, env: dict[str, str], cwd: Path
+) -> StepResult:
+    from nerdlab.terminal import run_pty_step
+
+    started = _now()
+    record = run_pty_step(
+        [str(a) for a in step["argv"]],
+        steps_dir,
+        step["name"],
+        script=step.get("script", []),
+        timeout_s=float(step.get("timeout_s", 60)),
+        stop_after_script=bool(step.get("stop_after_script")),
+        env=env,
+        cwd=cwd,
+    )
+    return StepResult(
+        name=step["name"],
+        argv=[str(a) for a in step["argv"]],
+        rc=record["rc"],
+        started=started,
+        finished=_now(),
+        duration_s=float(record.get("duration_s", 0.0)),
+        timed_out=bool(record["timed_out"]),
+        ended_early=bool(record["ended_early"]),
+        stdout=record["stdout"],
+        stderr=record["stderr"],
+        error=record["error"],
+        extra={
+            "script_done": record["script_done"],
+            "script_stopped_at": record["script_stopped_at"],
+            "terminal": True,
+        },
+    )
+
+
 def run_plan(plan: dict[str, Any], out_dir: Path) -> int:
     """Run every step of a plan into ``out_dir``; return the number of failed steps.
 
@@ -203,17 +239,22 @@ def run_plan(plan: dict[str, Any], out_dir: Path) -> int:
             lines = [line for root in step["paths"] for line in list_tree(Path(root))]
             (state_dir / f"{step['name']}.txt").write_text("\n".join(lines) + "\n")
             continue
-        result = run_step(
-            step["name"],
-            [str(a) for a in step["argv"]],
-            steps_dir,
-            timeout_s=float(step.get("timeout_s", 60)),
-            stop_after_lines=int(step.get("stop_after_lines", 0)),
-            env=env,
-            cwd=out_dir,
-        )
+        if step.get("kind") == "pty":
+            result = _run_pty(step, steps_dir, env, out_dir)
+        else:
+            result = run_step(
+                step["name"],
+                [str(a) for a in step["argv"]],
+                steps_dir,
+                timeout_s=float(step.get("timeout_s", 60)),
+                stop_after_lines=int(step.get("stop_after_lines", 0)),
+                env=env,
+                cwd=out_dir,
+            )
         expected = step.get("expect_rc", 0)
         ok = result.ended_early or expected is None or result.rc == expected
+        if step.get("kind") == "pty":
+            ok = ok and bool(result.extra.get("script_done"))
         result.extra["failed"] = not ok
         result.extra["stops_scenario"] = bool(not ok and step.get("abort_on_failure"))
         _write_step(steps_dir, index, result)

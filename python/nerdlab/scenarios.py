@@ -30,6 +30,8 @@ _STEP_KEYS = {
     "state",
     "kind",
     "paths",
+    "script",
+    "stop_after_script",
 }
 _OUTCOMES = {"REPRODUCED", "NOT REPRODUCED", "FIXED", "INCONCLUSIVE"}
 
