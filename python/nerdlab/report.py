@@ -15,9 +15,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
+from nerdlab.compare import STREAMS, Comparison, SideResult, normalise_chain
 from nerdlab.diagnose import Diagnosis, RunDiagnosis, ScenarioDiagnosis
 from nerdlab.errors import TraceParseError
 from nerdlab.stdio import classify_stdio
@@ -194,7 +197,8 @@ def _summary_dict(run: RunDiagnosis) -> dict[str, Any]:
 
 
 def write_run(run: RunDiagnosis) -> None:
-    """Write diagnosis.json and report.md per scenario, and the run's summary.json."""
+    """Write diagnosis.json and report.md per scenario, and the run's summary.json
+    and results.md (one row per scenario)."""
     for scenario in run.scenarios:
         (scenario.directory / "diagnosis.json").write_text(
             to_json(scenario), encoding="utf-8"
@@ -204,6 +208,10 @@ def write_run(run: RunDiagnosis) -> None:
         )
     (run.directory / "summary.json").write_text(
         json.dumps(_summary_dict(run), indent=2, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
+    (run.directory / "results.md").write_text(
+        f"# nerdlab run {run.id}: results\n\n{results_table_markdown(run)}",
         encoding="utf-8",
     )
 
@@ -516,3 +524,332 @@ def render_html(result: Result, *, source: str = "transcript") -> str:
             "",
         ]
     )
+
+
+# --- results of a run, one row per scenario ------------------------------------
+
+_RESULT_COLUMNS = (
+    "scenario",
+    "outcome",
+    "attach",
+    "NewTask branch",
+    "stdio",
+    "root cause",
+    "attach time",
+)
+
+
+def _stdio_kinds(diagnosis: Diagnosis) -> list[str]:
+    """``stdin=empty``, ``stdout=log-uri(binary)``… for each stream seen."""
+    out = []
+    for use in diagnosis.stdio:
+        kind = f"{use.kind}({use.scheme})" if use.scheme else use.kind
+        out.append(f"{use.stream}={kind}")
+    return out
+
+
+def _attach_time(scenario: ScenarioDiagnosis) -> str:
+    step = next((step for step in scenario.steps if step.name == "attach"), None)
+    if step is None or step.duration_s is None:
+        return "—"
+    return f"{step.duration_s:g} s" + (" (timed out)" if step.timed_out else "")
+
+
+def _result_cells(scenario: ScenarioDiagnosis) -> tuple[str, ...]:
+    diagnosis = scenario.diagnosis
+    return (
+        scenario.name,
+        diagnosis.outcome,
+        diagnosis.attach,
+        diagnosis.newtask_branch or "—",
+        " ".join(_stdio_kinds(diagnosis)) or "—",
+        diagnosis.root_cause,
+        _attach_time(scenario),
+    )
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def results_table_markdown(run: RunDiagnosis) -> str:
+    """A Markdown table of the run's results, one row per scenario."""
+    lines = [
+        "| " + " | ".join(_RESULT_COLUMNS) + " |",
+        "|" + "---|" * len(_RESULT_COLUMNS),
+    ]
+    for scenario in run.scenarios:
+        cells = list(map(_markdown_cell, _result_cells(scenario)))
+        cells[5] = f"`{cells[5]}`"
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _table(console: Console, *headers: str) -> Table:
+    # columns two spaces apart, a rule under the headers, no other lines
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+        header_style="bold" if console.is_terminal else "",
+        title_justify="left",
+        title_style="bold" if console.is_terminal else "",
+    )
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
+
+
+def render_results_table(run: RunDiagnosis, console: Console | None = None) -> None:
+    """Print the run's results, one row per scenario, to fit 88 columns.
+
+    A row is a few lines high: the attach time goes under the scenario, attach
+    under the outcome and the stdio kinds under NewTask's branch.
+    """
+    console = console or Console()
+    table = _table(
+        console, "scenario", "outcome", "NewTask branch, stdio", "root cause"
+    )
+    table.title = f"run {run.id}"
+    for column in table.columns[1:]:
+        column.no_wrap = True
+    for scenario in run.scenarios:
+        diagnosis = scenario.diagnosis
+        name = Text(scenario.name, style="bold")
+        if (took := _attach_time(scenario)) != "—":
+            name.append(f"\nattach {took}", style="dim")
+        outcome = Text()
+        outcome.append(diagnosis.outcome, _OUTCOME_STYLE.get(diagnosis.outcome, ""))
+        outcome.append(f"\nattach {diagnosis.attach}")
+        io = "\n".join([diagnosis.newtask_branch or "—", *_stdio_kinds(diagnosis)])
+        table.add_row(name, outcome, Text(io), Text(diagnosis.root_cause))
+    console.print(table, highlight=False)
+
+
+# --- comparing two scenarios ---------------------------------------------------
+
+_HEX_ID = re.compile(r"\b[0-9a-f]{64}\b")
+_VALUE_WIDTH = 72
+_PATH_WIDTH = 30
+# An absolute path in free text (not the "//" or "/…" of a shortened URI).
+_FILE = re.compile(r"(?<![\w:/…])/[^\s|\"']+")
+
+
+def _short_ids(text: str) -> str:
+    return _HEX_ID.sub(lambda match: match.group(0)[:12] + "…", text)
+
+
+def _short_uri(text: str) -> str:
+    """``binary://…/nerdctl?…/5ac656fe`` for a long log URI: the program and the
+    data store's hash."""
+    info = classify_stdio(text)
+    if info.kind != "log-uri" or len(text) <= 32:
+        return text
+    name = (info.path or "").rstrip("/").rsplit("/", 1)[-1]
+    short = f"{info.scheme}://…/{name}" if name else f"{info.scheme}://…"
+    if info.data_store:
+        short += f"?…/{info.data_store.rstrip('/').rsplit('/', 1)[-1]}"
+    elif info.query:
+        short += "?…"
+    return short
+
+
+def _short_file(path: str, width: int = _PATH_WIDTH) -> str:
+    """An absolute path cut to its last components: ``…/fifo/<n>/<id>-stdout``."""
+    path = _short_ids(path)
+    if len(path) <= width:
+        return path
+    parts = path.split("/")
+    for keep in (3, 2):
+        tail = "/".join(parts[-keep:])
+        if len(parts) > keep + 1 and len(tail) + 2 <= width:
+            return f"…/{tail}"
+    return f"…/{parts[-1]}"
+
+
+def _short_path(path: str | None) -> str:
+    """A stdio string short enough for a table cell."""
+    if path is None:
+        return ""
+    if not path.strip():
+        return "(empty)"
+    if path.startswith("/"):
+        return _short_file(path)
+    return _short_uri(path)
+
+
+def _short_text(text: str, width: int = _VALUE_WIDTH) -> str:
+    """URIs, paths and ids in ``text`` shortened, then the whole cut to ``width``."""
+    text = _URI.sub(lambda match: _short_uri(match.group(0)), text)
+    text = _FILE.sub(lambda match: _short_file(match.group(0)), text)
+    text = _short_ids(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _stream_cell(side: SideResult, stream: str) -> str:
+    use = side.stream(stream)
+    if use.kind is None:
+        return "—"
+    path = _short_path(use.path)
+    return f"{use.kind_text}\n{path}" if use.kind != "empty" else use.kind_text
+
+
+def _chain_cell(side: SideResult) -> str:
+    if not side.error_chain:
+        return "—"
+    return "\n".join(
+        f"{number}. {_short_text(layer, 60)}"
+        for number, layer in enumerate(side.error_chain, 1)
+    )
+
+
+def _comparison_rows(comparison: Comparison) -> list[tuple[str, str, str, bool]]:
+    a, b = comparison.a, comparison.b
+    differ = set(comparison.facts_that_differ)
+    rows = [
+        ("outcome", a.outcome, b.outcome, "outcome" in differ),
+        ("attach", a.attach, b.attach, "attach" in differ),
+        (
+            "NewTask branch",
+            a.newtask_branch or "—",
+            b.newtask_branch or "—",
+            "newtask_branch" in differ,
+        ),
+    ]
+    rows += [
+        (stream, _stream_cell(a, stream), _stream_cell(b, stream), stream in differ)
+        for stream in STREAMS
+    ]
+    rows += [
+        ("root cause", a.root_cause, b.root_cause, "root_cause" in differ),
+        ("error chain", _chain_cell(a), _chain_cell(b), "error_chain" in differ),
+    ]
+    return rows
+
+
+def _halves(table: Table, console: Console, used: int) -> None:
+    """Give the last two columns (A and B) equal widths in what is left."""
+    half = max(20, min(60, (console.width - used - 2) // 2))
+    for column in table.columns[-2:]:
+        column.width = half
+
+
+def _ids_text(ids: tuple[str, ...]) -> str:
+    return ", ".join(ids) if ids else "—"
+
+
+def render_comparison(comparison: Comparison, console: Console | None = None) -> None:
+    """Print two scenarios side by side, then the probes whose values differ.
+
+    Rows that differ are marked ``≠`` (and bold on a terminal); rich drops the
+    styles when not on a tty.
+    """
+    console = console or Console()
+    a, b = comparison.a, comparison.b
+    for name, side in (("A", a), ("B", b)):
+        head = Text(f"{name}  {side.side.label}", style="bold")
+        head.append(f"\n   {side.side.directory}", style="dim")
+        console.print(head, highlight=False, soft_wrap=True)
+    table = _table(console, "", "", "A", "B")
+    table.columns[0].no_wrap = True
+    table.columns[1].width = 1
+    _halves(table, console, len("NewTask branch") + 1 + 4)
+    for label, one, other, differs in _comparison_rows(comparison):
+        style = "bold" if differs else ""
+        cells = [Text(one), Text(other)]
+        if differs:
+            for cell, outcome in zip(cells, (one, other), strict=True):
+                cell.stylize(_OUTCOME_STYLE.get(outcome, "bold"))
+        table.add_row(Text(label, style=style), Text("≠" if differs else ""), *cells)
+    console.print(table, highlight=False)
+    console.print()
+    if not comparison.probes_differ:
+        common = len(a.probes)
+        console.print(
+            Text(
+                f"probes that differ: none ({common} probe ids on both sides, "
+                "after container ids, times, pids and FIFO directories are "
+                "normalised)"
+            ),
+            highlight=False,
+        )
+        return
+    console.print(
+        Text("probes that differ (noise normalised)", style="bold"), highlight=False
+    )
+    console.print(Text(f"only in A: {_ids_text(comparison.only_a)}"), highlight=False)
+    console.print(Text(f"only in B: {_ids_text(comparison.only_b)}"), highlight=False)
+    if not comparison.differing:
+        return
+    # one heading per probe, then its fields; the tables share column widths
+    keys = [item.key for diff in comparison.differing for item in diff.fields]
+    key_width = min(max(map(len, keys), default=5), 20) + 2
+    for index in range(-1, len(comparison.differing)):
+        fields = _table(console, "probe, field", "A", "B")
+        fields.columns[0].width = key_width
+        _halves(fields, console, key_width + 4)
+        if index < 0:  # the headings, once
+            console.print(fields, highlight=False)
+            continue
+        diff = comparison.differing[index]
+        fields.show_header = False
+        console.print(Text(diff.id, style="bold"), highlight=False, soft_wrap=True)
+        for item in diff.fields:
+            fields.add_row(
+                Text(f"  {item.key}"),
+                Text(_short_text(item.a) if item.a is not None else "—"),
+                Text(_short_text(item.b) if item.b is not None else "—"),
+            )
+        console.print(fields, highlight=False)
+
+
+def _side_dict(side: SideResult) -> dict[str, Any]:
+    return {
+        "label": side.side.label,
+        "run": side.side.run_id,
+        "run_dir": str(side.side.run_dir),
+        "scenario": side.side.scenario,
+        "outcome": side.outcome,
+        "attach": side.attach,
+        "root_cause": side.root_cause,
+        "newtask_branch": side.newtask_branch,
+        "explanation": side.explanation,
+        "stdio": [
+            {
+                "stream": use.stream,
+                "path": use.path,
+                "kind": use.kind,
+                "scheme": use.scheme,
+            }
+            for use in (side.stream(stream) for stream in STREAMS)
+        ],
+        "error_chain": list(side.error_chain),
+        "error_chain_normalised": list(normalise_chain(side)),
+        "attach_duration_s": side.attach_duration_s,
+    }
+
+
+def comparison_dict(comparison: Comparison) -> dict[str, Any]:
+    """A comparison as a JSON object: both sides, the facts and probes that differ."""
+    return {
+        "a": _side_dict(comparison.a),
+        "b": _side_dict(comparison.b),
+        "facts_that_differ": list(comparison.facts_that_differ),
+        "probes": {
+            "only_a": list(comparison.only_a),
+            "only_b": list(comparison.only_b),
+            "differing": [
+                {
+                    "id": diff.id,
+                    "fields": [
+                        {"key": item.key, "a": item.a, "b": item.b}
+                        for item in diff.fields
+                    ],
+                    "a": [dict(values) for values in diff.a],
+                    "b": [dict(values) for values in diff.b],
+                }
+                for diff in comparison.differing
+            ],
+        },
+    }

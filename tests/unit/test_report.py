@@ -216,3 +216,103 @@ def test_markdown_has_the_path_per_step() -> None:
     assert "- run: NewTask(branch=log-uri)" in text
     assert "→ Mystery" in text
     assert "None" not in text
+
+
+def _results(run: report.RunDiagnosis, *, tty: bool = False, width: int = 88) -> str:
+    out = io.StringIO()
+    console = Console(
+        file=out,
+        width=width,
+        force_terminal=tty,
+        color_system="standard" if tty else None,
+    )
+    report.render_results_table(run, console)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        pytest.param(
+            "| detached-attach | REPRODUCED | failed | log-uri | stdin=empty "
+            "stdout=log-uri(binary) stderr=log-uri(binary) "
+            "| `log-uri-treated-as-fifo` | 0.4 s |",
+            id="bug",
+        ),
+        pytest.param(
+            "| fixed-detached-attach | FIXED | succeeded | container-io "
+            "| stdin=fifo stdout=fifo stderr=fifo | `none` | 2.1 s |",
+            id="fixed",
+        ),
+        pytest.param(
+            "| garbled-attach | INCONCLUSIVE | failed | — | — | `unknown` | 0.4 s |",
+            id="garbled",
+        ),
+    ],
+)
+def test_results_markdown_has_a_row_per_scenario(row: str) -> None:
+    """The Markdown results table has one row per scenario with its facts."""
+    text = report.results_table_markdown(diagnose_run(SAMPLE))
+    assert text.splitlines()[0] == (
+        "| scenario | outcome | attach | NewTask branch | stdio | root cause "
+        "| attach time |"
+    )
+    assert row in text.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("run_dir", "names"),
+    [
+        pytest.param(
+            SAMPLE,
+            ["detached-attach", "fixed-detached-attach", "garbled-attach"],
+            id="sample",
+        ),
+        pytest.param(
+            DATA / "runs" / "real-v2.0.0-beta.2-detached-attach",
+            ["detached-attach"],
+            id="real-bug",
+        ),
+        pytest.param(
+            DATA / "runs" / "real-v2.0.0-run-fails-no-registry",
+            ["detached-attach"],
+            id="real-no-registry",
+        ),
+    ],
+)
+def test_results_table_has_each_scenario(run_dir: Path, names: list[str]) -> None:
+    """The terminal results table starts a row with each scenario, within 88 columns."""
+    run = diagnose_run(run_dir)
+    text = _results(run)
+    starts = [line.split()[0] for line in text.splitlines() if line.strip()]
+    for name in names:
+        assert name in starts
+    for scenario in run.scenarios:
+        assert scenario.diagnosis.outcome in text
+        assert scenario.diagnosis.root_cause in text
+    assert all(len(line.rstrip()) <= 88 for line in text.splitlines())
+    assert "\x1b[" not in text
+
+
+def test_results_table_lists_stdio_and_attach_time() -> None:
+    """Each row shows NewTask's branch, the stdio kinds and how long attach took."""
+    text = _results(diagnose_run(SAMPLE))
+    assert "stdout=log-uri(binary)" in text
+    assert "attach 2.1 s" in text
+    assert "attach succeeded" in text
+
+
+def test_results_table_has_colour_on_a_tty() -> None:
+    """On a terminal the outcomes are styled."""
+    assert "\x1b[" in _results(diagnose_run(SAMPLE), tty=True)
+
+
+def test_write_run_writes_results_md(tmp_path: Path) -> None:
+    """write_run leaves results.md with the results table beside summary.json."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(SAMPLE, run_dir)
+    run = diagnose_run(run_dir, write=True)
+    text = (run_dir / "results.md").read_text(encoding="utf-8")
+    assert text.startswith(f"# nerdlab run {run.id}: results\n\n| scenario |")
+    assert text.endswith(report.results_table_markdown(run))
+    assert (run_dir / "summary.json").is_file()
