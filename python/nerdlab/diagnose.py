@@ -62,6 +62,7 @@ __all__ = [
     "ErrorSeen",
     "Evidence",
     "Expectation",
+    "JsonFileLog",
     "RunDiagnosis",
     "ScenarioDiagnosis",
     "Step",
@@ -70,6 +71,7 @@ __all__ = [
     "diagnose_lines",
     "diagnose_run",
     "diagnose_scenario",
+    "read_json_file_log",
 ]
 
 CATEGORIES = (
@@ -184,6 +186,7 @@ class Step:
     stdout: Path | None
     stderr: Path | None
     stops_scenario: bool = False
+    diagnose: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +201,26 @@ class ScenarioDiagnosis:
     steps: tuple[Step, ...]
     state: tuple[Path, ...]
     diagnosis: Diagnosis
+    json_file_log: JsonFileLog | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JsonFileLog:
+    """What a scenario read from nerdctl's json-file log (state/json-file-log.txt)."""
+
+    path: str
+    data_store_hash: HashCheck
+    stdout_lines: int
+    first_line: str | None
+
+    def summary(self) -> str:
+        """One sentence for the report."""
+        check = self.data_store_hash
+        verdict = "matches" if check.matches else "does not match"
+        return (
+            f"json-file log: {self.stdout_lines} stdout line(s) in {self.path}; "
+            f"data store {check.value} {verdict} sha256[:8] of {check.address}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -1108,6 +1131,7 @@ def _load_steps(directory: Path) -> list[Step]:
                 stdout=stream("stdout"),
                 stderr=stream("stderr"),
                 stops_scenario=bool((data.get("extra") or {}).get("stops_scenario")),
+                diagnose=bool((data.get("extra") or {}).get("diagnose", True)),
             )
         )
     return steps
@@ -1134,6 +1158,51 @@ def _attach_from_step(step: Step | None, events: Sequence[Event]) -> str:
         if event.step == step.name and event.stream == "stdout"
     )
     return "succeeded" if step.rc == 0 and printed else "no-output"
+
+
+# The runner's `read` steps write "==> PATH <==" before each file's first lines, as
+# head(1) does; a json-file log line is Docker's {"log": ..., "stream": ..., ...}.
+_HEAD_HEADER = re.compile(r"^==> (?P<path>.+?) <==$")
+_JSON_LOG_PATH = re.compile(
+    r"^(?P<store>.+)/containers/[^/]+/(?P<id>[^/]+)/(?P=id)-json\.log$"
+)
+
+
+def read_json_file_log(path: Path, address: str | None) -> JsonFileLog | None:
+    """Read a scenario's json-file log snapshot; None when it holds no log."""
+    found: JsonFileLog | None = None
+    lines_seen = 0
+    first: str | None = None
+    log_path: str | None = None
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for raw in handle:
+            line = raw.rstrip("\n")
+            header = _HEAD_HEADER.match(line)
+            if header:
+                log_path = (
+                    header["path"] if _JSON_LOG_PATH.match(header["path"]) else None
+                )
+                continue
+            if log_path is None:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("stream") == "stdout":
+                lines_seen += 1
+                first = (
+                    first if first is not None else str(record.get("log", "")).rstrip()
+                )
+            store = _JSON_LOG_PATH.match(log_path)
+            assert store is not None
+            found = JsonFileLog(
+                path=log_path,
+                data_store_hash=check_data_store(store["store"], address),
+                stdout_lines=lines_seen,
+                first_line=first,
+            )
+    return found
 
 
 def _stopped_before_attach(
@@ -1175,7 +1244,10 @@ def diagnose_scenario(directory: Path) -> ScenarioDiagnosis:
     steps = _load_steps(directory)
     events: list[Event] = []
     for step in steps:
-        events.extend(_step_events(step))
+        # A step marked `diagnose: false` (removing a leftover container that may
+        # not exist) says nothing about the scenario.
+        if step.diagnose:
+            events.extend(_step_events(step))
     state_dir = directory / "state"
     state = sorted(state_dir.glob("*.txt")) if state_dir.is_dir() else []
     for path in state:
@@ -1195,6 +1267,12 @@ def diagnose_scenario(directory: Path) -> ScenarioDiagnosis:
         attach=_attach_from_step(attach_step, events),
         positive=bool(steps),
     )
+    json_log_path = directory / "state" / "json-file-log.txt"
+    json_file_log = (
+        read_json_file_log(json_log_path, str(address) if address else None)
+        if json_log_path.exists()
+        else None
+    )
     stopper = next((step for step in steps if step.stops_scenario), None)
     if attach_step is None and stopper is not None:
         diagnosis = _stopped_before_attach(diagnosis, stopper, events)
@@ -1207,6 +1285,7 @@ def diagnose_scenario(directory: Path) -> ScenarioDiagnosis:
         steps=tuple(steps),
         state=tuple(state),
         diagnosis=diagnosis,
+        json_file_log=json_file_log,
     )
 
 

@@ -11,6 +11,7 @@ raw stdout and stderr; cleanup steps run even when an earlier step failed.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import selectors
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["StepResult", "list_tree", "main", "run_plan", "run_step"]
+__all__ = ["StepResult", "list_tree", "main", "read_files", "run_plan", "run_step"]
 
 KILL_GRACE_S = 2.0
 
@@ -168,6 +169,26 @@ def list_tree(root: Path) -> list[str]:
     return lines
 
 
+def read_files(patterns: list[str], max_lines: int) -> list[str]:
+    """Read the first lines of every file matching the glob patterns, ``head`` style."""
+    lines: list[str] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern))
+        if not matches:
+            lines.append(f"==> {pattern}: no such file <==")
+        for path in matches:
+            lines.append(f"==> {path} <==")
+            try:
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    for number, line in enumerate(handle):
+                        if number >= max_lines:
+                            break
+                        lines.append(line.rstrip("\n"))
+            except OSError as exc:
+                lines.append(f"cannot read: {exc.strerror}")
+    return lines
+
+
 def _write_step(steps_dir: Path, index: int, result: StepResult) -> None:
     record = asdict(result)
     record["stdout"] = f"{index:02d}-{result.stdout}"
@@ -235,6 +256,10 @@ def run_plan(plan: dict[str, Any], out_dir: Path) -> int:
     for index, step in enumerate(plan["steps"], start=1):
         if aborted and not step.get("always"):
             continue
+        if step.get("kind") == "read":
+            lines = read_files(step["paths"], int(step.get("max_lines", 20)))
+            (state_dir / f"{step['name']}.txt").write_text("\n".join(lines) + "\n")
+            continue
         if step.get("kind") == "tree":
             lines = [line for root in step["paths"] for line in list_tree(Path(root))]
             (state_dir / f"{step['name']}.txt").write_text("\n".join(lines) + "\n")
@@ -257,6 +282,7 @@ def run_plan(plan: dict[str, Any], out_dir: Path) -> int:
             ok = ok and bool(result.extra.get("script_done"))
         result.extra["failed"] = not ok
         result.extra["stops_scenario"] = bool(not ok and step.get("abort_on_failure"))
+        result.extra["diagnose"] = bool(step.get("diagnose", True))
         _write_step(steps_dir, index, result)
         if step.get("state"):
             stdout = (steps_dir / f"{index:02d}-{result.stdout}").read_text(

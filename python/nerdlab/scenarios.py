@@ -32,6 +32,8 @@ _STEP_KEYS = {
     "paths",
     "script",
     "stop_after_script",
+    "max_lines",
+    "diagnose",
 }
 _OUTCOMES = {"REPRODUCED", "NOT REPRODUCED", "FIXED", "INCONCLUSIVE"}
 
@@ -82,7 +84,7 @@ def load_scenario(path: Path) -> Scenario:
         if step["name"] in names:
             raise _fail(path, f"{where}.name", f"{step['name']!r} is used twice")
         names.add(step["name"])
-        if step.get("kind") == "tree":
+        if step.get("kind") in ("tree", "read"):
             if not isinstance(step.get("paths"), list):
                 raise _fail(path, f"{where}.paths", "must be a list of directories")
         elif not isinstance(step.get("argv"), list) or not step["argv"]:

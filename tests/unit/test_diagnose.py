@@ -37,6 +37,7 @@ def test_all_is_held() -> None:
             "ErrorSeen",
             "Evidence",
             "Expectation",
+            "JsonFileLog",
             "RunDiagnosis",
             "ScenarioDiagnosis",
             "Step",
@@ -45,6 +46,7 @@ def test_all_is_held() -> None:
             "diagnose_lines",
             "diagnose_run",
             "diagnose_scenario",
+            "read_json_file_log",
         ]
     )
 

@@ -54,7 +54,9 @@ PUBLIC = {
         "prepare_module_checkout",
         "run_git",
     ],
-    "nerdlab.runner": ["StepResult", "list_tree", "main", "run_plan", "run_step"],
+    "nerdlab.runner": [
+        "StepResult", "list_tree", "main", "read_files", "run_plan", "run_step",
+    ],
     "nerdlab.scenarios": ["Scenario", "available", "load_scenario", "render_plan"],
     "nerdlab.image": ["DEFAULT_IMAGE", "build_image_archive", "is_static_elf", "main"],
     "nerdlab.build": [

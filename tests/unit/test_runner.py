@@ -32,6 +32,7 @@ def test_all_is_held() -> None:
         "StepResult",
         "list_tree",
         "main",
+        "read_files",
         "run_plan",
         "run_step",
     ]

@@ -27,6 +27,7 @@ CONTEXT = {
     "attach_timeout": "15",
     "fifo_dir": "/run/containerd/fifo",
     "nerdctl_toml": "/etc/nerdctl/nerdctl.toml",
+    "data_root": "/var/lib/nerdctl",
 }
 
 VALID: dict[str, Any] = {
