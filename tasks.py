@@ -174,7 +174,7 @@ def _latest_run(runs: Path) -> Path:
 @task(
     iterable=["scenario"],
     help={
-        "scenario": "scenario to run, repeatable (default detached-attach)",
+        "scenario": "scenario to run, repeatable, or all (default detached-attach)",
         "attach-timeout": "seconds before attach is stopped (default 10)",
         "image": "image to run (default alpine; a local busybox image when none pulls)",
         "no-pull": "do not try a registry; use the local busybox image",
@@ -199,6 +199,8 @@ def repro(
     settings = _settings(c)
     names = list(scenario or settings["scenarios"])
     known = available(PROJECT / "scenarios")
+    if "all" in names:
+        names = list(known)
     for name in names:
         if name not in known:
             raise Exit(f"unknown scenario {name!r}; choose from {', '.join(known)}")

@@ -86,17 +86,26 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
     def v2_playbook_on_handler_task_start(self, task: object) -> None:
         self.v2_playbook_on_task_start(task, False)
 
+    def _debug_lines(self, result: object) -> None:
+        res = result._result  # type: ignore[attr-defined]
+        msg = res.get("msg")
+        action = result._task.action  # type: ignore[attr-defined]
+        if (
+            action in ("debug", "ansible.builtin.debug")
+            and msg
+            and "results" not in res
+        ):
+            self._details += msg if isinstance(msg, list) else [str(msg)]
+
     def v2_runner_on_ok(self, result: object) -> None:
         res = result._result  # type: ignore[attr-defined]
         self._status_of(result, bool(res.get("changed")))
-        msg = res.get("msg")
-        action = result._task.action  # type: ignore[attr-defined]
-        if action in ("debug", "ansible.builtin.debug") and msg:
-            self._details += msg if isinstance(msg, list) else [str(msg)]
+        self._debug_lines(result)
 
     def v2_runner_item_on_ok(self, result: object) -> None:
         res = result._result  # type: ignore[attr-defined]
         self._status_of(result, bool(res.get("changed")))
+        self._debug_lines(result)
 
     def v2_runner_on_skipped(self, result: object) -> None:
         if not self._status:

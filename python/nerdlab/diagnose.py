@@ -63,6 +63,7 @@ __all__ = [
     "Evidence",
     "Expectation",
     "JsonFileLog",
+    "Measurement",
     "RunDiagnosis",
     "ScenarioDiagnosis",
     "Step",
@@ -187,6 +188,8 @@ class Step:
     stderr: Path | None
     stops_scenario: bool = False
     diagnose: bool = True
+    measure: str | None = None
+    yes_when: str = "rc0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +205,21 @@ class ScenarioDiagnosis:
     state: tuple[Path, ...]
     diagnosis: Diagnosis
     json_file_log: JsonFileLog | None = None
+    measurements: tuple[Measurement, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """A question a scenario step answers by running, not by assumption."""
+
+    question: str
+    answer: str
+    detail: str
+    step: str
+
+    def summary(self) -> str:
+        """One line for the report."""
+        return f"measured: {self.question} {self.answer} ({self.detail}; {self.step})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -1132,6 +1150,8 @@ def _load_steps(directory: Path) -> list[Step]:
                 stderr=stream("stderr"),
                 stops_scenario=bool((data.get("extra") or {}).get("stops_scenario")),
                 diagnose=bool((data.get("extra") or {}).get("diagnose", True)),
+                measure=(data.get("extra") or {}).get("measure"),
+                yes_when=str((data.get("extra") or {}).get("yes_when", "rc0")),
             )
         )
     return steps
@@ -1203,6 +1223,24 @@ def read_json_file_log(path: Path, address: str | None) -> JsonFileLog | None:
                 first_line=first,
             )
     return found
+
+
+def _measure(step: Step) -> Measurement | None:
+    if not step.measure:
+        return None
+    if step.yes_when == "output":
+        lines = 0
+        if step.stdout is not None and step.stdout.exists():
+            with step.stdout.open(encoding="utf-8", errors="replace") as handle:
+                lines = sum(1 for line in handle if line.strip())
+        return Measurement(
+            step.measure,
+            "yes" if lines else "no",
+            f"{lines} line(s) of output",
+            step.name,
+        )
+    answer = "yes" if step.rc == 0 else "no"
+    return Measurement(step.measure, answer, f"exit status {step.rc}", step.name)
 
 
 def _stopped_before_attach(
@@ -1286,6 +1324,7 @@ def diagnose_scenario(directory: Path) -> ScenarioDiagnosis:
         state=tuple(state),
         diagnosis=diagnosis,
         json_file_log=json_file_log,
+        measurements=tuple(m for m in map(_measure, steps) if m is not None),
     )
 
 

@@ -11,7 +11,7 @@ import html
 import json
 import re
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,8 @@ def _scenario_dict(scenario: ScenarioDiagnosis) -> dict[str, Any]:
         "context": dict(scenario.context),
         "steps": [_plain(step) for step in scenario.steps],
         **diagnosis_dict(scenario.diagnosis),
+        "json_file_log": _plain(scenario.json_file_log),
+        "measurements": [_plain(m) for m in scenario.measurements],
     }
 
 
@@ -310,7 +312,26 @@ def _run_files(where: str) -> str:
     return f" ({', '.join(names)})" if names else ""
 
 
-def _terminal_lines(name: str, diagnosis: Diagnosis, where: str | None) -> list[str]:
+def scenario_findings(result: Result, name: str) -> list[str]:
+    """Lines a scenario adds beyond its diagnosis: json-file log, measurements."""
+    scenarios: Iterable[ScenarioDiagnosis] = ()
+    if isinstance(result, ScenarioDiagnosis):
+        scenarios = (result,)
+    elif isinstance(result, RunDiagnosis):
+        scenarios = result.scenarios
+    lines: list[str] = []
+    for scenario in scenarios:
+        if scenario.name != name:
+            continue
+        if scenario.json_file_log is not None:
+            lines.append(scenario.json_file_log.summary())
+        lines += [m.summary() for m in scenario.measurements]
+    return lines
+
+
+def _terminal_lines(
+    name: str, diagnosis: Diagnosis, where: str | None, findings: Sequence[str] = ()
+) -> list[str]:
     lines = _wrap(diagnosis.explanation, f"{name}  {diagnosis.outcome}  ")
     if diagnosis.code_path:
         lines += _wrap("probes: " + _path_text(diagnosis))
@@ -321,6 +342,8 @@ def _terminal_lines(name: str, diagnosis: Diagnosis, where: str | None) -> list[
     lines += _wrap(f"root cause: {diagnosis.root_cause}; attach: {diagnosis.attach}")
     if diagnosis.parse_errors:
         lines += _wrap(f"unparsed probe lines: {len(diagnosis.parse_errors)}")
+    for finding in findings:
+        lines += _wrap(finding)
     if where:
         lines += _wrap(f"run: {where}/{_run_files(where)}")
     return lines
@@ -334,7 +357,7 @@ def render_terminal(
     for index, (name, diagnosis, where) in enumerate(_blocks(result, source)):
         if index:
             console.print()
-        lines = _terminal_lines(name, diagnosis, where)
+        lines = _terminal_lines(name, diagnosis, where, scenario_findings(result, name))
         head = Text(lines[0])
         start = len(name) + 2
         head.stylize("bold", 0, len(name))
@@ -447,6 +470,9 @@ def _markdown_scenario(scenario: ScenarioDiagnosis, level: str) -> list[str]:
     out = _markdown_diagnosis(scenario.name, scenario.diagnosis, level)
     if scenario.description:
         out[1:1] = ["", scenario.description]
+    findings = scenario_findings(scenario, scenario.name)
+    if findings:
+        out += [f"- {line}" for line in findings] + [""]
     if scenario.steps:
         out += [
             "| step | rc | seconds | ended early | timed out |",

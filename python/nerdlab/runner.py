@@ -283,6 +283,9 @@ def run_plan(plan: dict[str, Any], out_dir: Path) -> int:
         result.extra["failed"] = not ok
         result.extra["stops_scenario"] = bool(not ok and step.get("abort_on_failure"))
         result.extra["diagnose"] = bool(step.get("diagnose", True))
+        if step.get("measure"):
+            result.extra["measure"] = str(step["measure"])
+            result.extra["yes_when"] = str(step.get("yes_when", "rc0"))
         _write_step(steps_dir, index, result)
         if step.get("state"):
             stdout = (steps_dir / f"{index:02d}-{result.stdout}").read_text(

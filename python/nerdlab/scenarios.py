@@ -34,6 +34,8 @@ _STEP_KEYS = {
     "stop_after_script",
     "max_lines",
     "diagnose",
+    "measure",
+    "yes_when",
 }
 _OUTCOMES = {"REPRODUCED", "NOT REPRODUCED", "FIXED", "INCONCLUSIVE"}
 
@@ -84,6 +86,8 @@ def load_scenario(path: Path) -> Scenario:
         if step["name"] in names:
             raise _fail(path, f"{where}.name", f"{step['name']!r} is used twice")
         names.add(step["name"])
+        if step.get("yes_when", "rc0") not in ("rc0", "output"):
+            raise _fail(path, f"{where}.yes_when", "must be rc0 or output")
         if step.get("kind") in ("tree", "read"):
             if not isinstance(step.get("paths"), list):
                 raise _fail(path, f"{where}.paths", "must be a list of directories")

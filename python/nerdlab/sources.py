@@ -33,9 +33,11 @@ __all__ = [
     "UPSTREAM_URLS",
     "Checkout",
     "Layer",
+    "base_commit",
     "branch_name",
     "check_ref",
     "choose_source",
+    "current_branch",
     "ensure_layer",
     "find_mirror",
     "is_dirty",
@@ -491,6 +493,26 @@ def layer_digest(*parts: str | bytes) -> str:
         hasher.update(part.encode() if isinstance(part, str) else part)
         hasher.update(b"\0")
     return hasher.hexdigest()[:16]
+
+
+def base_commit(repo: Path) -> str:
+    """Return the commit below nerdlab's layers on the checked-out branch."""
+    head = run_git(repo, "rev-parse", "HEAD").stdout.strip()
+    layers = _layers_above(repo, head)
+    if not layers:
+        return head
+    below = _resolve_commit(repo, f"{layers[-1][0]}^")
+    if below is None:
+        raise SourceError(f"{repo}: nerdlab's first layer has no parent commit")
+    return below
+
+
+def current_branch(repo: Path) -> str:
+    """Return the checked-out branch, or refuse a detached HEAD."""
+    name = run_git(repo, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    if not name.stdout.strip():
+        raise SourceError(f"{repo} is not on a branch; run setup to put it on one")
+    return name.stdout.strip()
 
 
 def ensure_layer(repo: Path, position: int, layer: Layer) -> bool:

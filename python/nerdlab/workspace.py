@@ -19,12 +19,16 @@ from nerdlab.errors import ConfigError, GoModError, SourceError
 from nerdlab.sources import (
     Checkout,
     Layer,
+    base_commit,
     check_ref,
     choose_source,
+    current_branch,
     ensure_layer,
+    is_dirty,
     layer_digest,
     prepare_git_checkout,
     prepare_module_checkout,
+    run_git,
 )
 
 __all__ = [
@@ -33,7 +37,10 @@ __all__ = [
     "checkout_dependency",
     "checkout_nerdctl",
     "instrument",
+    "fix_layer",
     "nerdctl_requirements",
+    "prepare_variant",
+    "variant_path",
     "wire",
 ]
 
@@ -187,3 +194,83 @@ def instrument(
             }
         )
     return {"changed": changed, "applied": applied}
+
+
+def variant_path(nerdctl: Path, fix_id: str) -> Path:
+    """Where the variant of nerdctl with one candidate fix is checked out."""
+    return nerdctl.parent / f"nerdctl+{fix_id}"
+
+
+def fix_layer(fix_file: Path) -> Layer:
+    """The commit that applies one candidate fix, above wiring and instrumentation."""
+    from nerdlab import fixes, probes
+
+    fix = fixes.load_fix(fix_file)
+    digest = layer_digest(
+        Path(fixes.__file__).read_bytes(),
+        Path(probes.__file__).read_bytes(),
+        fix_file.read_bytes(),
+    )
+
+    def apply(root: Path) -> Sequence[str]:
+        return [str(path) for path in fixes.apply_fix(root, fix).changed_files]
+
+    return Layer(f"fix-{fix.id}", fix.subject, digest, apply)
+
+
+def prepare_variant(
+    nerdctl: Path,
+    fix_file: Path,
+    probe_files: Sequence[Path],
+    mode: str,
+    dependencies: dict[str, str],
+) -> dict[str, Any]:
+    """Check out nerdctl with one candidate fix beside the plain one, both instrumented.
+
+    The variant is a git worktree of the nerdctl checkout, a sibling of containerd/
+    and fifo/ so the same relative wiring holds, on its own branch: the same base,
+    the same wiring and instrumentation layers, and the fix on top. Both builds are
+    kept, so scenarios pick a binary and nothing is rebuilt back and forth.
+    """
+    from nerdlab import fixes
+
+    fix = fixes.load_fix(fix_file)
+    base = base_commit(nerdctl)
+    branch = current_branch(nerdctl)
+    variant = variant_path(nerdctl, fix.id)
+    variant_branch = f"{branch}+{fix.id}"
+    changed = False
+    if not (variant / ".git").exists():
+        if variant.exists() and any(variant.iterdir()):
+            raise SourceError(f"{variant} exists and is not a worktree; move it away")
+        run_git(nerdctl, "worktree", "prune")
+        run_git(
+            nerdctl,
+            "worktree",
+            "add",
+            "--quiet",
+            "-B",
+            variant_branch,
+            str(variant),
+            base,
+        )
+        changed = True
+    elif current_branch(variant) != variant_branch or base_commit(variant) != base:
+        if is_dirty(variant):
+            raise SourceError(
+                f"{variant} has uncommitted changes; commit or stash them, then run "
+                "setup again"
+            )
+        run_git(variant, "checkout", "--quiet", "-B", variant_branch, base)
+        changed = True
+    changed |= wire(variant, mode, dependencies)
+    changed |= bool(instrument(variant, probe_files, 1)["changed"])
+    fixes.plan_fix(variant, fix)
+    changed |= ensure_layer(variant, 2, fix_layer(fix_file))
+    return {
+        "changed": changed,
+        "path": str(variant),
+        "branch": variant_branch,
+        "fix": fix.id,
+        "base": base,
+    }

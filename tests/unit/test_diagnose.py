@@ -38,6 +38,7 @@ def test_all_is_held() -> None:
             "Evidence",
             "Expectation",
             "JsonFileLog",
+            "Measurement",
             "RunDiagnosis",
             "ScenarioDiagnosis",
             "Step",

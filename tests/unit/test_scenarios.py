@@ -28,6 +28,7 @@ CONTEXT = {
     "fifo_dir": "/run/containerd/fifo",
     "nerdctl_toml": "/etc/nerdctl/nerdctl.toml",
     "data_root": "/var/lib/nerdctl",
+    "nerdctl_fixed": "/usr/local/bin/nerdctl-fixed",
 }
 
 VALID: dict[str, Any] = {
