@@ -173,8 +173,11 @@ def _latest_run(runs: Path) -> Path:
 
 @task(
     iterable=["scenario"],
+    optional=["compare"],
     help={
         "scenario": "scenario to run, repeatable, or all (default detached-attach)",
+        "compare": "run nothing; show two results side by side: --compare alone for "
+        "the two latest runs, or --compare 'A B' with each side RUN[:SCENARIO]",
         "attach-timeout": "seconds before attach is stopped (default 10)",
         "image": "image to run (default alpine; a local busybox image when none pulls)",
         "no-pull": "do not try a registry; use the local busybox image",
@@ -190,10 +193,14 @@ def repro(
     no_pull=False,
     json_=False,
     dry_run=False,
+    compare=None,
 ):
     """Run the reproduction scenarios on the built nerdctl and diagnose them."""
+    if compare is not None:
+        _compare(c, compare, json_)
+        return
     from nerdlab.diagnose import diagnose_run
-    from nerdlab.report import render_terminal, to_json
+    from nerdlab.report import render_results_table, render_terminal, to_json
     from nerdlab.scenarios import available
 
     settings = _settings(c)
@@ -244,8 +251,29 @@ def repro(
         raise Exit(str(err)) from err
     if json_:
         print(to_json(diagnosis))
+        return
+    render_terminal(diagnosis)
+    if len(diagnosis.scenarios) > 1:
+        print()
+        render_results_table(diagnosis)
+
+
+def _compare(c: Context, sides: str | bool, json_: bool) -> None:
+    from nerdlab.compare import compare, resolve_sides
+    from nerdlab.report import comparison_dict, render_comparison
+
+    given = [] if sides is True else str(sides).replace(",", " ").split()
+    if len(given) not in (0, 2):
+        raise Exit("--compare takes two sides, 'A B', each RUN[:SCENARIO]")
+    a, b = (given[0], given[1]) if given else (None, None)
+    try:
+        comparison = compare(*resolve_sides(a, b, _path(_settings(c)["runs"])))
+    except NerdlabError as err:
+        raise Exit(str(err)) from err
+    if json_:
+        print(json.dumps(comparison_dict(comparison), indent=2, ensure_ascii=False))
     else:
-        render_terminal(diagnosis)
+        render_comparison(comparison)
 
 
 def _read_json(path: Path) -> Any:
@@ -253,6 +281,40 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+@task(
+    positional=["action"],
+    help={
+        "action": "export: write the fix, without probes, as a git format-patch file",
+        "fix": "candidate fix under patches/fixes (default detached-fifos)",
+        "out": "directory for the patch file (default runs/patches)",
+    },
+)
+def patch(c, action, fix="detached-fifos", out=None):
+    """Export a candidate fix as a patch a contributor could send upstream."""
+    from nerdlab.fixes import export_patch, load_fix
+    from nerdlab.sources import base_commit
+
+    if action != "export":
+        raise Exit(f"unknown patch action {action!r}; use: inv patch export")
+    settings = _settings(c)
+    nerdctl = _path(settings["workspace"]) / "nerdctl"
+    fix_file = PROJECT / "patches" / "fixes" / f"{fix}.yml"
+    if not fix_file.exists():
+        known = ", ".join(p.stem for p in (PROJECT / "patches" / "fixes").glob("*.yml"))
+        raise Exit(f"no fix {fix!r}; choose from {known}")
+    if not (nerdctl / ".git").exists():
+        raise Exit(f"no nerdctl checkout in {nerdctl}; run `inv setup` first")
+    out_dir = _path(out) if out else _path(settings["runs"]) / "patches"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        written = export_patch(
+            nerdctl, load_fix(fix_file), base_commit(nerdctl), out_dir
+        )
+    except NerdlabError as err:
+        raise Exit(str(err)) from err
+    print(f"patch: {written}")
 
 
 @task(
@@ -322,5 +384,5 @@ def clean(c, workspace=False, yes=False, dry_run=False):
     print(f"deleted {path}")
 
 
-ns = Collection(setup, repro, trace, report, clean)
+ns = Collection(setup, repro, trace, report, patch, clean)
 ns.configure({"nerdlab": DEFAULTS})
