@@ -113,7 +113,8 @@ def _playbook(c: Context, name: str, extra: dict[str, Any], dry_run: bool) -> No
         "nerdctl-ref": "nerdctl tag, branch, commit or pr:NUMBER "
         "(default v2.0.0-beta.2)",
         "source": "auto, git, mirror or module (default auto)",
-        "mirrors": "directory of local mirrors (default: nerdlab.mirrors, unset)",
+        "mirrors": "directory of local mirrors (default: nerdlab.mirrors, else a "
+        ".mirror directory beside the clone)",
         "workspace": "where the checkouts live (default workspace/ in this clone)",
         "wiring": "replace (go.mod replace block) or work (go.work) (default replace)",
         "target": "where to build and run (default local)",

@@ -380,8 +380,9 @@ def _go_mod_download(
         first = error.splitlines()[0] if error else "no module directory"
         raise SourceError(
             f"the Go module proxy cannot serve {module}@{version} ({first}); "
-            "use source=git, or source=mirror with INVOKE_NERDLAB_MIRRORS set, or a "
-            "version the proxy serves"
+            "set INVOKE_NERDLAB_MIRRORS to a directory of mirrors, or pass "
+            "--nerdctl-ref with a version the proxy serves (for the original report, "
+            "v1.7.5 pins the same containerd v1.7.14 and fifo v1.1.0)"
         )
     return info
 

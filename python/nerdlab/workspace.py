@@ -70,6 +70,12 @@ def checkout_nerdctl(workspace: Path, ref: str, source: str, mirrors: str) -> Ch
             "give a tag (v2.0.0-beta.2) or use source=git or source=mirror"
         )
     refusals = []
+    why = (
+        "upstream did not answer and no mirror was found, so source=auto tried the "
+        "Go module proxy: "
+        if source == "auto"
+        else ""
+    )
     for module in NERDCTL_MODULES:
         major = gomod.parse_module_version(ref).major
         if module.endswith("/v2") != (major >= 2):
@@ -77,7 +83,7 @@ def checkout_nerdctl(workspace: Path, ref: str, source: str, mirrors: str) -> Ch
         try:
             return prepare_module_checkout("nerdctl", dest, module, ref)
         except SourceError as err:
-            refusals.append(str(err))
+            refusals.append(why + str(err))
     raise SourceError(refusals[0] if refusals else f"no nerdctl module for {ref}")
 
 

@@ -22,6 +22,7 @@ from nerdlab.workspace import (
     checkout_nerdctl,
     instrument,
     nerdctl_requirements,
+    prepare_variant,
     wire,
 )
 
@@ -86,8 +87,11 @@ def test_all_is_held() -> None:
             "REPOSITORIES",
             "checkout_dependency",
             "checkout_nerdctl",
+            "fix_layer",
             "instrument",
             "nerdctl_requirements",
+            "prepare_variant",
+            "variant_path",
             "wire",
         ]
     )
@@ -387,3 +391,39 @@ def test_checkout_dependency_at_a_module_version(
     )
     assert (checkout.name, checkout.version, checkout.base) == ("fifo", version, commit)
     assert git(tmp_path / "ws" / "fifo", "rev-parse", "HEAD") == commit
+
+
+def test_prepare_variant_builds_beside_the_plain_checkout(ws: Path, git: Git) -> None:
+    """The fix variant is a sibling worktree with wiring, probes and the fix on top."""
+    probe_set = ws / "probes.yml"
+    probe_set.write_text(
+        "description: t\nchecked_against: [t]\nupstream_status: not-for-upstream\n"
+        "repo: nerdctl\nmodule: github.com/containerd/nerdctl/v2\nprobes:\n"
+        "  - id: t.main.entry\n    packages: [.]\n    func: main\n    place: entry\n"
+        "    values: {n: '1'}\n"
+    )
+    fix_file = ws / "fixes" / "say-fixed.yml"
+    fix_file.parent.mkdir()
+    fix_file.write_text(
+        "description: t\nwhy: t\nchecked_against: [t]\nupstream_status: t\n"
+        "repo: nerdctl\nmodule: github.com/containerd/nerdctl/v2\n"
+        "subject: 'main: say fixed'\n"
+        "body: t\nedits:\n  - id: say-fixed.greeting\n    packages: [.]\n"
+        "    func: main\n    replace: fmt.Println\n"
+        '    with: fmt.Println("fixed")\n'
+    )
+    nerdctl = ws / "nerdctl"
+    wire(nerdctl, "replace", DEPENDENCIES)
+    instrument(nerdctl, [probe_set], 1)
+    first = prepare_variant(nerdctl, fix_file, [probe_set], "replace", DEPENDENCIES)
+    variant = Path(first["path"])
+    assert variant == ws / "nerdctl+say-fixed"
+    subjects = git(variant, "log", "--format=%s", "-3").splitlines()
+    assert subjects == [
+        "main: say fixed",
+        "nerdlab: instrumentation",
+        "nerdlab: wire local containerd, fifo checkouts (replace)",
+    ]
+    again = prepare_variant(nerdctl, fix_file, [probe_set], "replace", DEPENDENCIES)
+    assert again["changed"] is False
+    assert git(nerdctl, "log", "--format=%s", "-1") == "nerdlab: instrumentation"
