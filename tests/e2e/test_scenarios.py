@@ -137,3 +137,14 @@ def test_compare_reads_at_a_glance(run: dict[str, Any]) -> None:
     comparison = json.loads(done.stdout[done.stdout.index("{") :])
     assert comparison["a"]["outcome"] == "REPRODUCED"
     assert comparison["b"]["outcome"] == "FIXED"
+
+
+def test_ctr_with_a_log_uri_fails_the_same_way(run: dict[str, Any]) -> None:
+    """ctr built from the instrumented checkout hits the fault with no nerdctl."""
+    result = run["results"]["ctr-log-uri"]
+    assert result["outcome"] == "REPRODUCED"
+    assert result["root_cause"] == "log-uri-treated-as-fifo"
+    assert result["error_chain"][0] == "failed to open stdout fifo"
+    assert any(step.startswith("openFifo") for step in result["code_path"])
+    logged = (run["dir"] / "ctr-log-uri" / "state" / "logger-output.txt").read_text()
+    assert "stdout Hello, world" in logged
