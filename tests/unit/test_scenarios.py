@@ -29,6 +29,10 @@ CONTEXT = {
     "nerdctl_toml": "/etc/nerdctl/nerdctl.toml",
     "data_root": "/var/lib/nerdctl",
     "nerdctl_fixed": "/usr/local/bin/nerdctl-fixed",
+    "image_ref": "nerdlab.local/busybox:latest",
+    "ctr_instrumented": "/w/containerd/bin/ctr",
+    "logger": "/p/scenarios/bin/nerdlab-logger",
+    "logger_file": "/r/state/logger.log",
 }
 
 VALID: dict[str, Any] = {
