@@ -775,9 +775,10 @@ def _no_log_driver(facts: _Facts) -> _Finding | None:
         ):
             return _Finding(
                 "no-log-driver-for-foreground-task",
-                "the container ran in the foreground with no logging driver, so "
-                "there is no log-config.json for `logs` to read (the mirror image "
-                "of the attach bug).",
+                "no logging driver was set up for the container (a foreground run "
+                "in older nerdctl, or --log-driver=none), so there is no "
+                "log-config.json for `logs` to read (the mirror image of the "
+                "attach bug).",
                 (seen.event,),
                 seen.chain,
             )
