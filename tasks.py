@@ -7,6 +7,8 @@ INVOKE_NERDLAB_MIRRORS=/srv/mirrors), then command-line flags.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shlex
@@ -14,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,40 @@ def _become_args() -> list[str]:
     return [] if os.system("sudo -n true 2>/dev/null") == 0 else ["--ask-become-pass"]
 
 
+@contextlib.contextmanager
+def _workspace_lock(workspace: Path) -> Iterator[None]:
+    """Hold the workspace for one setup, repro or clean at a time."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    with (workspace / ".nerdlab.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Exit(
+                f"another nerdlab task is using {workspace}; wait for it to finish"
+            ) from None
+        yield
+
+
+def _check_workspace(workspace: Path) -> None:
+    """Refuse before anything moves: a path make cannot build in, or dirty checkouts."""
+    if any(ch.isspace() or ch in "'\"$`\\" for ch in str(workspace)):
+        raise Exit(
+            f"workspace {str(workspace)!r} has spaces or quotes, which upstream's "
+            "Makefile cannot build in; choose another --workspace"
+        )
+    from nerdlab.sources import is_dirty
+
+    if not workspace.is_dir():
+        return
+    for checkout in sorted(workspace.iterdir()):
+        if (checkout / ".git").exists() and is_dirty(checkout):
+            raise Exit(
+                f"{checkout} has uncommitted changes; commit or stash them "
+                f"(git -C {shlex.quote(str(checkout))} stash), then run setup again; "
+                "nothing was changed"
+            )
+
+
 def _playbook(c: Context, name: str, extra: dict[str, Any], dry_run: bool) -> None:
     settings = _settings(c)
     if settings["target"] != "local":
@@ -91,13 +128,20 @@ def _playbook(c: Context, name: str, extra: dict[str, Any], dry_run: bool) -> No
         *_become_args(),
     ]
     if dry_run:
+        os.unlink(handle.name)
         print(shlex.join(argv))
         print(json.dumps(variables, indent=2))
         return
     env = {"ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg")}
     started = time.monotonic()
     try:
-        result = c.run(shlex.join(argv), env=env, warn=True, pty=False)
+        with _workspace_lock(_path(settings["workspace"])):
+            result = c.run(shlex.join(argv), env=env, warn=True, pty=False)
+    except KeyboardInterrupt:
+        raise Exit(
+            f"{name} interrupted; run it again: finished steps are kept, a half-made "
+            "clone is discarded"
+        ) from None
     finally:
         os.unlink(handle.name)
     took = time.monotonic() - started
@@ -147,6 +191,11 @@ def setup(
     }
     c.config.nerdlab.update({k: v for k, v in overrides.items() if v is not None})
     settings = _settings(c)
+    _check_workspace(_path(settings["workspace"]))
+    if settings["wiring"] not in ("replace", "work"):
+        raise Exit(f"--wiring {settings['wiring']!r}: use replace or work")
+    if settings["source"] not in ("auto", "git", "mirror", "module"):
+        raise Exit(f"--source {settings['source']!r}: use auto, git, mirror or module")
     print(
         f"setup: nerdctl {settings['nerdctl_ref']} (source {settings['source']}) "
         f"in {_path(settings['workspace'])}"
@@ -202,7 +251,7 @@ def repro(
         return
     from nerdlab.diagnose import diagnose_run
     from nerdlab.report import render_results_table, render_terminal, to_json
-    from nerdlab.scenarios import available
+    from nerdlab.scenarios import available, load_scenario
 
     settings = _settings(c)
     names = list(scenario or settings["scenarios"])
@@ -212,18 +261,29 @@ def repro(
     for name in names:
         if name not in known:
             raise Exit(f"unknown scenario {name!r}; choose from {', '.join(known)}")
+    for name in names:
+        try:
+            load_scenario(known[name])
+        except NerdlabError as err:
+            raise Exit(str(err)) from err
+    timeout = str(attach_timeout or settings["attach_timeout"])
+    if not timeout.isdigit() or int(timeout) < 1:
+        raise Exit(f"--attach-timeout {timeout!r}: give whole seconds, 1 or more")
     run_id = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = _path(settings["runs"]) / run_id
-    pull = settings["pull"] and not no_pull
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = _path(settings["runs"]) / f"{run_id}-{suffix}"
+    run_id = run_dir.name
+    pull = str(settings["pull"]).lower() not in ("0", "false", "no", "") and not no_pull
     _playbook(
         c,
         "repro",
         {
             "attach_repro_scenarios": names,
             "attach_repro_run_dir": str(run_dir),
-            "attach_repro_attach_timeout_s": int(
-                attach_timeout or settings["attach_timeout"]
-            ),
+            "attach_repro_attach_timeout_s": int(timeout),
             "attach_repro_owner": "" if os.geteuid() == 0 else str(os.getuid()),
             "repro_image_name": image or settings["image"],
             "repro_image_pull": pull,

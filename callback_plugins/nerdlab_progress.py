@@ -117,8 +117,18 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
             return
         self._status = "FAILED"
         res = result._result  # type: ignore[attr-defined]
-        message = res.get("msg") or res.get("stderr") or res.get("module_stderr") or ""
-        self._details.append(str(message).strip().splitlines()[-1] if message else "")
+        message = str(res.get("msg") or "")
+        if message in ("", "non-zero return code"):
+            # A command's own words say more than Ansible's summary of it.
+            message = str(res.get("stderr") or res.get("module_stderr") or message)
+        lines = [line for line in message.strip().splitlines() if line.strip()]
+        # Enough of a multi-line message to keep its file and line (a YAML error
+        # ends with a caret), not a whole build log.
+        self._details += (
+            lines[:3] + (["…"] if len(lines) > 4 else []) + lines[-1:]
+            if len(lines) > 3
+            else lines
+        )
 
     def v2_runner_item_on_failed(self, result: object) -> None:
         self.v2_runner_on_failed(result)

@@ -69,6 +69,9 @@ def load_scenario(path: Path) -> Scenario:
     for key in ("name", "container", "steps", "expect"):
         if key not in data:
             raise _fail(path, key, "is required")
+    unknown_keys = set(data) - {"name", "description", "expect", "container", "steps"}
+    if unknown_keys:
+        raise _fail(path, sorted(unknown_keys)[0], "is not a scenario field")
     expect = data["expect"]
     if not isinstance(expect, dict) or not all(v in _OUTCOMES for v in expect.values()):
         raise _fail(path, "expect", f"values must be one of {sorted(_OUTCOMES)}")

@@ -214,6 +214,10 @@ def _resolve_commit(repo: Path, ref: str) -> str | None:
     return done.stdout.strip() or None
 
 
+def _display_name(repo: Path) -> str:
+    return repo.name.removeprefix(".").removesuffix(".partial")
+
+
 def check_ref(ref: str) -> str:
     """Refuse a ref that git could read as an option or that no ref can be."""
     if not _SAFE_REF.match(ref) or ".." in ref or ref.endswith((".lock", "/", ".")):
@@ -228,13 +232,20 @@ def _fetch_ref(repo: Path, ref: str) -> str:
     pull = _PULL_REF.match(ref)
     if pull:
         local = f"refs/nerdlab/pull/{pull['number']}"
-        run_git(
+        fetched = run_git(
             repo,
             "fetch",
             "--quiet",
             "origin",
             f"+refs/pull/{pull['number']}/head:{local}",
+            check=False,
         )
+        if fetched.returncode != 0:
+            raise SourceError(
+                f"{ref}: origin has no refs/pull/{pull['number']}/head (a local mirror "
+                "usually has no pull refs); use source=git where GitHub answers, or "
+                "fetch the pull request into the mirror"
+            )
         resolved = _resolve_commit(repo, local)
     else:
         found = _resolve_commit(repo, ref)
@@ -246,7 +257,8 @@ def _fetch_ref(repo: Path, ref: str) -> str:
     if resolved is None:
         origin = run_git(repo, "remote", "get-url", "origin", check=False)
         raise SourceError(
-            f"ref {ref!r} not found in {repo.name} (origin: {origin.stdout.strip()}); "
+            f"ref {ref!r} not found in {_display_name(repo)} "
+            f"(origin: {origin.stdout.strip()}); "
             "give a tag, branch, commit or pr:NUMBER that exists upstream"
         )
     return resolved
@@ -336,17 +348,30 @@ def prepare_git_checkout(
     name: str, dest: Path, ref: str, origin: str, *, source: str = "git"
 ) -> Checkout:
     """Clone (once) and put ``dest`` on nerdlab's branch for ``ref``."""
-    fresh = not (dest / ".git").exists()
-    if fresh:
+    branch = branch_name(ref)
+    if not (dest / ".git").exists():
         if dest.exists() and any(dest.iterdir()):
             raise SourceError(
                 f"{dest} exists and is not a git checkout; move it away or choose "
                 "another workspace"
             )
-        _clone(origin, dest)
+        # A first clone is made aside and moved in whole, so an interrupted or
+        # failed one never leaves a half-made checkout where the next run looks.
+        staging = dest.with_name(f".{dest.name}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            _clone(origin, staging)
+            base = _fetch_ref(staging, check_ref(ref))
+            _switch_to_branch(staging, branch, base, fresh=True)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        if dest.exists():
+            dest.rmdir()
+        staging.rename(dest)
+        return Checkout(name, str(dest), base, branch, source, origin, ref, True)
     base = _fetch_ref(dest, ref)
-    branch = branch_name(ref)
-    changed = _switch_to_branch(dest, branch, base, fresh=fresh) or fresh
+    changed = _switch_to_branch(dest, branch, base)
     return Checkout(name, str(dest), base, branch, source, origin, ref, changed)
 
 

@@ -185,6 +185,20 @@ def test_unknown_ref_names_the_ref(tmp_path: Path, upstream: Path) -> None:
     assert str(upstream) in str(err.value)
 
 
+def test_a_failed_first_clone_leaves_nothing_behind(
+    tmp_path: Path, upstream: Path, git: Git
+) -> None:
+    """After a first clone fails on its ref, the next run with a good ref succeeds."""
+    dest = tmp_path / "thing"
+    with pytest.raises(SourceError):
+        prepare_git_checkout("thing", dest, "v9.9.9", str(upstream))
+    assert not dest.exists()
+    assert not (tmp_path / ".thing.partial").exists()
+    checkout = prepare_git_checkout("thing", dest, "v1.0.0", str(upstream))
+    assert checkout.changed
+    assert git(dest, "status", "--porcelain") == ""
+
+
 def test_dirty_checkout_is_refused_and_untouched(
     tmp_path: Path, upstream: Path, git: Git
 ) -> None:
