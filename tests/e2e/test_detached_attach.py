@@ -17,15 +17,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from stack import MIRRORS, run_inv
 
-PROJECT = Path(__file__).resolve().parents[2]
-INV = Path(sys.executable).parent / "inv"
-MIRRORS = os.environ.get("INVOKE_NERDLAB_MIRRORS", "")
 ORIGINAL_COMMIT = "78b66fdcde0eeafb95fdf9915dc4ccbaef51021a"
 
 pytestmark = [
@@ -38,25 +33,11 @@ if MIRRORS:
     CASES.insert(0, pytest.param("mirror", "v2.0.0-beta.2", id="mirror-v2.0.0-beta.2"))
 
 
-def _inv(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [str(INV), *args],
-        cwd=PROJECT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=2400,
-        check=False,
-    )
-    print(done.stdout[-4000:], done.stderr[-2000:])
-    return done
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory):
     """Yield a function that sets up one (source, ref) and runs the default scenario."""
     yield tmp_path_factory
-    _inv("clean", env={})
+    run_inv("clean", env={})
 
 
 def _recap_changed(output: str) -> int:
@@ -75,9 +56,9 @@ def test_setup_then_repro_reproduces(stack, source: str, ref: str) -> None:
     }
     setup = ["setup", "--source", source, "--nerdctl-ref", ref]
 
-    first = _inv(*setup, env=env)
+    first = run_inv(*setup, env=env)
     assert first.returncode == 0, first.stdout[-3000:]
-    second = _inv(*setup, env=env)
+    second = run_inv(*setup, env=env)
     assert second.returncode == 0
     assert _recap_changed(second.stdout) == 0, "a second setup must change nothing"
 
@@ -90,7 +71,7 @@ def test_setup_then_repro_reproduces(stack, source: str, ref: str) -> None:
     if ref == "v2.0.0-beta.2":
         assert sources["nerdctl"]["base"] == ORIGINAL_COMMIT
 
-    repro = _inv("repro", "--no-pull", env=env)
+    repro = run_inv("repro", "--no-pull", env=env)
     assert repro.returncode == 0, repro.stdout[-3000:]
     assert "REPRODUCED" in repro.stdout
     (run,) = [p for p in (base / "runs").iterdir() if (p / "run.json").exists()]

@@ -11,36 +11,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from stack import MIRRORS, PROJECT, run_inv
 
-PROJECT = Path(__file__).resolve().parents[2]
-INV = Path(sys.executable).parent / "inv"
-MIRRORS = os.environ.get("INVOKE_NERDLAB_MIRRORS", "")
 SOURCE, REF = ("mirror", "v2.0.0-beta.2") if MIRRORS else ("module", "v1.7.5")
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(os.geteuid() != 0, reason="the real stack needs root"),
 ]
-
-
-def _inv(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [str(INV), *args],
-        cwd=PROJECT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=2400,
-        check=False,
-    )
-    print(done.stdout[-6000:], done.stderr[-2000:])
-    return done
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +32,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "INVOKE_NERDLAB_WORKSPACE": str(base / "workspace"),
         "INVOKE_NERDLAB_RUNS": str(base / "runs"),
     }
-    setup = _inv("setup", "--source", SOURCE, "--nerdctl-ref", REF, env=env)
+    setup = run_inv("setup", "--source", SOURCE, "--nerdctl-ref", REF, env=env)
     assert setup.returncode == 0, setup.stdout[-3000:]
-    repro = _inv("repro", "--no-pull", "--scenario", "all", env=env)
+    repro = run_inv("repro", "--no-pull", "--scenario", "all", env=env)
     assert repro.returncode == 0, repro.stdout[-3000:]
     (run_dir,) = [p for p in (base / "runs").iterdir() if (p / "run.json").exists()]
     results = {
@@ -61,7 +42,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         for path in run_dir.glob("*/diagnosis.json")
     }
     yield {"dir": run_dir, "results": results, "stdout": repro.stdout, "env": env}
-    _inv("clean", env={})
+    run_inv("clean", env={})
 
 
 def test_every_scenario_ran_and_the_table_is_saved(run: dict[str, Any]) -> None:
@@ -126,7 +107,7 @@ def test_log_driver_none_is_explained(run: dict[str, Any]) -> None:
 def test_compare_reads_at_a_glance(run: dict[str, Any]) -> None:
     """The detached and fixed runs compare side by side with their stdio kinds."""
     run_id = run["dir"].name
-    done = _inv(
+    done = run_inv(
         "repro",
         "--json",
         "--compare",

@@ -12,16 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-
-PROJECT = Path(__file__).resolve().parents[2]
-INV = Path(sys.executable).parent / "inv"
-MIRRORS = os.environ.get("INVOKE_NERDLAB_MIRRORS", "")
+from stack import MIRRORS, run_inv
 
 pytestmark = [
     pytest.mark.e2e,
@@ -30,24 +25,10 @@ pytestmark = [
 ]
 
 
-def _inv(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [str(INV), *args],
-        cwd=PROJECT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=3000,
-        check=False,
-    )
-    print(done.stdout[-5000:], done.stderr[-2000:])
-    return done
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _cleanup():
     yield
-    _inv("clean", env={})
+    run_inv("clean", env={})
 
 
 @pytest.mark.parametrize("ref", ["v1.7.7", "v2.1.6"])
@@ -58,9 +39,9 @@ def test_detached_attach_and_the_fix_across_versions(tmp_path: Path, ref: str) -
         "INVOKE_NERDLAB_RUNS": str(tmp_path / "runs"),
     }
     started = time.monotonic()
-    setup = _inv("setup", "--source", "mirror", "--nerdctl-ref", ref, env=env)
+    setup = run_inv("setup", "--source", "mirror", "--nerdctl-ref", ref, env=env)
     assert setup.returncode == 0, setup.stdout[-3000:]
-    repro = _inv(
+    repro = run_inv(
         "repro",
         "--no-pull",
         "--scenario",
