@@ -30,13 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
 from nerdlab.errors import ConfigError, ProbeError, ProbeNotFound
 from nerdlab.probes import (
     _ID,
     _RECEIVER_TYPE,
-    REPOS,
     Place,
     Probe,
     _candidate_files,
@@ -47,6 +44,8 @@ from nerdlab.probes import (
     _mapping,
     _mask,
     _pattern_tokens,
+    _read_data_file,
+    _refuse_duplicate_ids,
     _statement_end,
     _statements,
     _string,
@@ -271,23 +270,7 @@ def _edit(value: object, where: _Where) -> Edit:
 def load_fix(path: Path | str) -> Fix:
     """Read and validate one fix file; its id is the file name without .yml."""
     path = Path(path)
-    where = _Where(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise where.error(f"cannot read fix: {err.strerror}") from err
-    except yaml.YAMLError as err:
-        raise where.error(f"not valid YAML: {err}") from err
-    raw = _mapping(raw, where)
-    unknown = set(raw) - _FIX_KEYS
-    if unknown:
-        raise where.error(f"unknown field(s) {sorted(unknown)}")
-    for required in sorted(_FIX_KEYS):
-        if required not in raw:
-            raise where.error(f"missing required field {required!r}")
-    repo = _string(raw["repo"], where / "repo")
-    if repo not in REPOS:
-        raise (where / "repo").error(f"must be one of {', '.join(REPOS)}, got {repo!r}")
+    where, raw, repo = _read_data_file(path, "fix", _FIX_KEYS)
     status = _string(raw["upstream_status"], where / "upstream_status").strip()
     if status == "not-for-upstream":
         raise (where / "upstream_status").error(
@@ -308,11 +291,7 @@ def load_fix(path: Path | str) -> Fix:
     edits = tuple(
         _edit(item, where / "edits" / i) for i, item in enumerate(raw["edits"])
     )
-    seen: set[str] = set()
-    for i, edit in enumerate(edits):
-        if edit.id in seen:
-            raise (where / "edits" / i / "id").error(f"duplicate edit id {edit.id!r}")
-        seen.add(edit.id)
+    _refuse_duplicate_ids([e.id for e in edits], where / "edits", "edit")
     return Fix(
         path=path,
         id=path.stem,

@@ -313,26 +313,46 @@ def _probe(value: object, where: _Where) -> Probe:
     )
 
 
-def load_probe_set(path: Path | str) -> ProbeSet:
-    """Read and validate one probe set file."""
-    path = Path(path)
+def _read_data_file(
+    path: Path, what: str, keys: frozenset[str]
+) -> tuple[_Where, dict[str, Any], str]:
+    """Read a probe set or fix: YAML, exactly ``keys`` at the top, a known repo.
+
+    Returns where errors point, the mapping and the repository name.
+    """
     where = _Where(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
-        raise where.error(f"cannot read probe set: {err.strerror}") from err
+        raise where.error(f"cannot read {what}: {err.strerror}") from err
     except yaml.YAMLError as err:
         raise where.error(f"not valid YAML: {err}") from err
     raw = _mapping(raw, where)
-    unknown = set(raw) - _SET_KEYS
+    unknown = set(raw) - keys
     if unknown:
         raise where.error(f"unknown field(s) {sorted(unknown)}")
-    for required in sorted(_SET_KEYS):
+    for required in sorted(keys):
         if required not in raw:
             raise where.error(f"missing required field {required!r}")
     repo = _string(raw["repo"], where / "repo")
     if repo not in REPOS:
         raise (where / "repo").error(f"must be one of {', '.join(REPOS)}, got {repo!r}")
+    return where, raw, repo
+
+
+def _refuse_duplicate_ids(ids: Sequence[str], where: _Where, kind: str) -> None:
+    """Raise for the first id that appears twice in a list of probes or edits."""
+    seen: set[str] = set()
+    for i, item_id in enumerate(ids):
+        if item_id in seen:
+            raise (where / i / "id").error(f"duplicate {kind} id {item_id!r}")
+        seen.add(item_id)
+
+
+def load_probe_set(path: Path | str) -> ProbeSet:
+    """Read and validate one probe set file."""
+    path = Path(path)
+    where, raw, repo = _read_data_file(path, "probe set", _SET_KEYS)
     status = _string(raw["upstream_status"], where / "upstream_status")
     if status != UPSTREAM_STATUS:
         raise (where / "upstream_status").error(
@@ -343,13 +363,7 @@ def load_probe_set(path: Path | str) -> ProbeSet:
     probes = tuple(
         _probe(item, where / "probes" / i) for i, item in enumerate(raw["probes"])
     )
-    seen: set[str] = set()
-    for i, probe in enumerate(probes):
-        if probe.id in seen:
-            raise (where / "probes" / i / "id").error(
-                f"duplicate probe id {probe.id!r}"
-            )
-        seen.add(probe.id)
+    _refuse_duplicate_ids([p.id for p in probes], where / "probes", "probe")
     return ProbeSet(
         path=path,
         repo=repo,
