@@ -215,7 +215,9 @@ def setup(
 
 
 def _latest_run(runs: Path) -> Path:
-    candidates = sorted(p for p in runs.glob("*") if (p / "run.json").is_file())
+    from nerdlab.compare import run_dirs
+
+    candidates = run_dirs(runs)
     if not candidates:
         raise Exit(f"no runs under {runs}; run `inv repro` first")
     return candidates[-1]

@@ -23,10 +23,10 @@ from nerdlab.errors import ConfigError
 from nerdlab.trace import ProbeEvent
 
 __all__ = [
-    "STREAMS",
     "Comparison",
     "FieldDiff",
     "ProbeDiff",
+    "STREAMS",
     "Side",
     "SideResult",
     "StreamResult",
@@ -36,6 +36,7 @@ __all__ = [
     "parse_side",
     "probe_values",
     "resolve_sides",
+    "run_dirs",
 ]
 
 STREAMS = ("stdin", "stdout", "stderr")
@@ -177,7 +178,7 @@ def _scenario_names(run_dir: Path, meta: dict[str, object]) -> list[str]:
     return sorted(path.parent.name for path in run_dir.glob("*/scenario.json"))
 
 
-def _runs(runs_dir: Path) -> list[Path]:
+def run_dirs(runs_dir: Path) -> list[Path]:
     """Run directories under ``runs_dir``, oldest first (run ids sort by time)."""
     if not runs_dir.is_dir():
         return []
@@ -208,7 +209,7 @@ def _missing_run(text: str, runs_dir: Path) -> ConfigError:
             return ConfigError(
                 f"{candidate} is not a run directory: it has no run.json"
             )
-    known = [run.name for run in _runs(runs_dir)]
+    known = [run.name for run in run_dirs(runs_dir)]
     return ConfigError(
         f"no run {text!r}: neither {runs_dir / text} nor {path} is a run directory;"
         f" runs under {runs_dir}: {_names(known)}"
@@ -256,7 +257,7 @@ def parse_side(text: str, runs_dir: Path) -> Side:
 def latest_two(runs_dir: Path) -> tuple[Side, Side]:
     """The two newest runs under ``runs_dir`` (by run id), older first, each with
     its first scenario."""
-    runs = _runs(runs_dir)
+    runs = run_dirs(runs_dir)
     if len(runs) < 2:
         found = f"only {runs[0].name}" if runs else "none"
         raise ConfigError(
