@@ -90,17 +90,16 @@ def _check_workspace(workspace: Path) -> None:
             f"workspace {str(workspace)!r} has spaces or quotes, which upstream's "
             "Makefile cannot build in; choose another --workspace"
         )
-    from nerdlab.sources import is_dirty
+    from nerdlab.sources import refuse_if_dirty
 
     if not workspace.is_dir():
         return
     for checkout in sorted(workspace.iterdir()):
-        if (checkout / ".git").exists() and is_dirty(checkout):
-            raise Exit(
-                f"{checkout} has uncommitted changes; commit or stash them "
-                f"(git -C {shlex.quote(str(checkout))} stash), then run setup again; "
-                "nothing was changed"
-            )
+        if (checkout / ".git").exists():
+            try:
+                refuse_if_dirty(checkout)
+            except NerdlabError as err:
+                raise Exit(f"{err}; nothing was changed") from err
 
 
 def _playbook(c: Context, name: str, extra: dict[str, Any], dry_run: bool) -> None:

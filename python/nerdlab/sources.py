@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -43,6 +44,7 @@ __all__ = [
     "is_dirty",
     "prepare_git_checkout",
     "prepare_module_checkout",
+    "refuse_if_dirty",
     "run_git",
 ]
 
@@ -199,11 +201,12 @@ def is_dirty(repo: Path) -> bool:
     return bool(done.stdout.strip())
 
 
-def _refuse_if_dirty(repo: Path) -> None:
+def refuse_if_dirty(repo: Path) -> None:
+    """Refuse to touch a checkout whose tracked files differ from HEAD."""
     if is_dirty(repo):
         raise SourceError(
             f"{repo} has uncommitted changes; commit or stash them "
-            f"(git -C {repo} stash), then run setup again"
+            f"(git -C {shlex.quote(str(repo))} stash), then run setup again"
         )
 
 
@@ -336,7 +339,7 @@ def _switch_to_branch(
     if existing is not None and head_ref == branch:
         return False
     if not fresh:
-        _refuse_if_dirty(repo)
+        refuse_if_dirty(repo)
     if existing is not None:
         run_git(repo, "checkout", "--quiet", branch)
     else:
@@ -557,7 +560,7 @@ def ensure_layer(repo: Path, position: int, layer: Layer) -> bool:
         )
     if len(layers) > position and layers[position][1:] == (layer.name, layer.digest):
         return False
-    _refuse_if_dirty(repo)
+    refuse_if_dirty(repo)
     if len(layers) > position:
         below = _resolve_commit(repo, f"{layers[position][0]}^")
         run_git(repo, "reset", "--quiet", "--hard", str(below))

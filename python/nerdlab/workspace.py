@@ -24,10 +24,10 @@ from nerdlab.sources import (
     choose_source,
     current_branch,
     ensure_layer,
-    is_dirty,
     layer_digest,
     prepare_git_checkout,
     prepare_module_checkout,
+    refuse_if_dirty,
     run_git,
 )
 
@@ -262,11 +262,7 @@ def prepare_variant(
         )
         changed = True
     elif current_branch(variant) != variant_branch or base_commit(variant) != base:
-        if is_dirty(variant):
-            raise SourceError(
-                f"{variant} has uncommitted changes; commit or stash them, then run "
-                "setup again"
-            )
+        refuse_if_dirty(variant)
         run_git(variant, "checkout", "--quiet", "-B", variant_branch, base)
         changed = True
     changed |= wire(variant, mode, dependencies)

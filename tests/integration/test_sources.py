@@ -52,6 +52,7 @@ def test_all_is_held() -> None:
             "is_dirty",
             "prepare_git_checkout",
             "prepare_module_checkout",
+            "refuse_if_dirty",
             "run_git",
         ]
     )

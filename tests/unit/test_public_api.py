@@ -54,6 +54,7 @@ PUBLIC = {
         "is_dirty",
         "prepare_git_checkout",
         "prepare_module_checkout",
+        "refuse_if_dirty",
         "run_git",
     ],
     "nerdlab.runner": [
