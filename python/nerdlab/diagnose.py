@@ -1133,6 +1133,7 @@ def _load_steps(directory: Path) -> list[Step]:
             value = data.get(key)
             return steps_dir / str(value) if value else None
 
+        extra = data.get("extra") or {}
         rc = data.get("rc")
         duration = data.get("duration_s")
         steps.append(
@@ -1149,10 +1150,10 @@ def _load_steps(directory: Path) -> list[Step]:
                 ended_early=bool(data.get("ended_early")),
                 stdout=stream("stdout"),
                 stderr=stream("stderr"),
-                stops_scenario=bool((data.get("extra") or {}).get("stops_scenario")),
-                diagnose=bool((data.get("extra") or {}).get("diagnose", True)),
-                measure=(data.get("extra") or {}).get("measure"),
-                yes_when=str((data.get("extra") or {}).get("yes_when", "rc0")),
+                stops_scenario=bool(extra.get("stops_scenario")),
+                diagnose=bool(extra.get("diagnose", True)),
+                measure=extra.get("measure"),
+                yes_when=str(extra.get("yes_when", "rc0")),
             )
         )
     return steps

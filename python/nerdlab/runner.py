@@ -53,7 +53,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
     """End a step's process group: SIGTERM, then SIGKILL after a grace period."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
@@ -139,13 +139,13 @@ def run_step(
                 break
         selector.close()
         if result.timed_out or result.ended_early:
-            _stop(proc)
+            stop_group(proc)
         else:
             try:
                 proc.wait(timeout=max(deadline - time.monotonic(), KILL_GRACE_S))
             except subprocess.TimeoutExpired:
                 result.timed_out = True
-                _stop(proc)
+                stop_group(proc)
         result.rc = proc.returncode
         if proc.stdin is not None:
             proc.stdin.close()

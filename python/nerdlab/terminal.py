@@ -20,7 +20,6 @@ import fcntl
 import os
 import re
 import selectors
-import signal
 import struct
 import subprocess
 import termios
@@ -28,6 +27,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from nerdlab.runner import stop_group
 
 __all__ = ["run_pty_step"]
 
@@ -156,13 +157,7 @@ def run_pty_step(
                 break
         selector.close()
     if proc.poll() is None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(timeout=2)
-                break
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                continue
+        stop_group(proc)
     os.close(master)
     record["rc"] = proc.returncode
     record["duration_s"] = round(time.monotonic() - clock, 3)
