@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nerdlab.errors import NerdlabError
+from nerdlab.sources import run_git
 
 __all__ = [
     "BuildInfo",
@@ -151,14 +152,9 @@ def prove(
 
 
 def _tree(repo: Path) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "HEAD^{tree}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return done.stdout.strip()
+    return run_git(
+        repo, "rev-parse", "HEAD^{tree}", timeout=60, check=False
+    ).stdout.strip()
 
 
 def _run_tool(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -111,16 +111,7 @@ def checkout_dependency(
         return prepare_module_checkout(name, dest, module, version)
     ref = gomod.git_ref_for_version(module, version)
     checkout = prepare_git_checkout(name, dest, ref, origin, source=kind)
-    return Checkout(
-        checkout.name,
-        checkout.path,
-        checkout.base,
-        checkout.branch,
-        checkout.source,
-        checkout.origin,
-        version,
-        checkout.changed,
-    )
+    return replace(checkout, version=version)
 
 
 def _checkout_name(module: str) -> str:
