@@ -6,6 +6,7 @@
     ├── SourceError              a checkout cannot be made or would lose user work
     ├── ProbeError               a probe cannot be placed or rendered
     │   └── ProbeNotFound        the function or statement a probe names is absent
+    ├── LimaError                limactl fails, or a Lima instance is missing or broken
     └── TraceParseError          a line that claims a known format but breaks it
 
 Every message says what to do next; callers print ``str(err)`` and exit non-zero.
@@ -36,6 +37,10 @@ class ProbeError(NerdlabError):
 
 class ProbeNotFound(ProbeError):
     """The function or statement a probe is anchored to does not exist."""
+
+
+class LimaError(NerdlabError):
+    """limactl fails, or a Lima instance is missing, broken or cannot be reached."""
 
 
 class TraceParseError(NerdlabError):
