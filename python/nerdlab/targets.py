@@ -1,0 +1,307 @@
+"""Where nerdlab builds and runs: this host, a Lima VM, or an SSH host.
+
+A target is named on the command line (``local``, ``lima``, ``lima:NAME``,
+``ssh:[USER@]HOST[:PORT]``) and becomes one host of the inventory the playbooks run
+against. Its host variables say where the project, the workspace and the runs live on
+that host, whether Ansible must become root there, and whether the workspace has to be
+copied over (an SSH host) or is already visible at the same path (this host, a Lima
+VM with the workspace mounted).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from nerdlab.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_LIMA_INSTANCE",
+    "SHARED_SETTINGS",
+    "TARGET_FORMS",
+    "ControllerPaths",
+    "Target",
+    "controller_vars",
+    "host_vars",
+    "instance_for",
+    "inventory",
+    "is_loopback",
+    "needs_controller_sources",
+    "parse_target",
+    "parse_targets",
+    "remote_paths",
+    "run_vars",
+    "ssh_command",
+]
+
+TargetKind = Literal["local", "lima", "ssh"]
+
+DEFAULT_LIMA_INSTANCE = "nerdlab"
+
+# Lima's own rule for instance names.
+_LIMA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.%a-z]+\]")
+_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+TARGET_FORMS = "local, lima, lima:NAME or ssh:[USER@]HOST[:PORT]"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One place to build and run."""
+
+    kind: TargetKind
+    name: str
+    user: str | None = None
+    port: int | None = None
+
+    @property
+    def spec(self) -> str:
+        """The target as it would be written on the command line."""
+        if self.kind == "local":
+            return "local"
+        if self.kind == "lima":
+            return f"lima:{self.name}"
+        user = f"{self.user}@" if self.user else ""
+        port = f":{self.port}" if self.port else ""
+        return f"ssh:{user}{self.name}{port}"
+
+    @property
+    def alias(self) -> str:
+        """The inventory name of the host, also the name of its directory in a run."""
+        if self.kind == "local":
+            return "local"
+        if self.kind == "lima":
+            return f"lima-{self.name}"
+        text = self.spec.removeprefix("ssh:").replace(":", "-")
+        return re.sub(r"[^A-Za-z0-9_.@-]", "", text)
+
+
+def parse_target(text: str) -> Target:
+    """Read one target; a malformed one is a ConfigError naming the accepted forms."""
+    text = text.strip()
+    kind, _, rest = text.partition(":")
+    if text == "local":
+        return Target("local", "local")
+    if text == "lima":
+        return Target("lima", DEFAULT_LIMA_INSTANCE)
+    if kind == "lima" and _LIMA_NAME.fullmatch(rest):
+        return Target("lima", rest)
+    if kind == "ssh" and rest:
+        user, at, address = rest.rpartition("@")
+        host, port = _split_port(address)
+        if (not at or _USER.fullmatch(user)) and _HOSTNAME.fullmatch(host):
+            return Target("ssh", host, user or None, port)
+    raise ConfigError(f"target {text!r} is not understood; use {TARGET_FORMS}")
+
+
+def _split_port(address: str) -> tuple[str, int | None]:
+    if address.startswith("["):
+        host, _, tail = address.partition("]")
+        host += "]"
+        port = tail.removeprefix(":") if tail.startswith(":") else ""
+        if tail and not port:
+            return address, None
+    else:
+        host, _, port = address.partition(":")
+    if not port:
+        return host, None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"port {port!r} in {address!r} is not a TCP port number")
+    return host, int(port)
+
+
+def parse_targets(text: str) -> list[Target]:
+    """Read a list of targets separated by spaces or commas; each may appear once."""
+    targets = [parse_target(part) for part in text.replace(",", " ").split()]
+    if not targets:
+        raise ConfigError(f"no targets given; name one or more of {TARGET_FORMS}")
+    aliases = [t.alias for t in targets]
+    for alias in aliases:
+        if aliases.count(alias) > 1:
+            raise ConfigError(f"target {alias} is named twice; name each target once")
+    return targets
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerPaths:
+    """Where the project, the workspace and the runs are on the machine running inv."""
+
+    project: Path
+    workspace: Path
+    runs: Path
+
+
+# Settings that reach every host's variables under the name nerdlab_<setting>.
+SHARED_SETTINGS = (
+    "instance",
+    "nerdctl_ref",
+    "source",
+    "mirrors",
+    "wiring",
+    "containerd_from",
+)
+
+
+def host_vars(
+    target: Target,
+    *,
+    controller: ControllerPaths,
+    settings: Mapping[str, Any],
+    euid: int,
+    lima_vars: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return the inventory variables of one target's host.
+
+    Paths on an SSH host are templates resolved on the host after its facts are
+    gathered: everything lives under ``~/.nerdlab/INSTANCE`` of the SSH user.
+    """
+    common: dict[str, Any] = {
+        f"nerdlab_{name}": settings[name] for name in SHARED_SETTINGS
+    } | {
+        "nerdlab_controller_project_dir": str(controller.project),
+        "nerdlab_controller_workspace": str(controller.workspace),
+        "nerdlab_controller_runs_dir": str(controller.runs),
+    }
+    same_paths = {
+        "nerdlab_project_dir": str(controller.project),
+        "nerdlab_workspace": str(controller.workspace),
+        "nerdlab_runs_dir": str(controller.runs),
+        "nerdlab_sync": False,
+    }
+    if target.kind == "local":
+        return (
+            common
+            | same_paths
+            | {
+                "ansible_connection": "local",
+                "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+                "nerdlab_become": euid != 0,
+                "attach_repro_owner": "" if euid == 0 else str(euid),
+            }
+        )
+    remote_user = {
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "nerdlab_become": "{{ ansible_facts.user_id != 'root' }}",
+        "attach_repro_owner": "{{ ansible_facts.user_id }}",
+    }
+    if target.kind == "lima":
+        if lima_vars is None:
+            raise ConfigError(f"target {target.spec}: the Lima instance is not known")
+        return common | same_paths | remote_user | dict(lima_vars)
+    address = target.name.strip("[]")
+    connection: dict[str, Any] = {
+        "ansible_host": address,
+        "nerdlab_instance": instance_for(target, str(settings["instance"])),
+    }
+    if target.user:
+        connection["ansible_user"] = target.user
+    if target.port:
+        connection["ansible_port"] = target.port
+    if settings.get("ssh_args"):
+        connection["ansible_ssh_common_args"] = settings["ssh_args"]
+    return common | connection | remote_user | remote_paths()
+
+
+def is_loopback(address: str) -> bool:
+    """Tell whether an SSH host is this machine under another name."""
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def instance_for(target: Target, instance: str) -> str:
+    """Name the containerd instance of a target.
+
+    An SSH host on loopback is this machine: its containerd gets paths of its own
+    (socket, root, state, data root) beside the local target's, named after the alias.
+    """
+    if target.kind == "ssh" and is_loopback(target.name):
+        return f"{instance}-{re.sub(r'[^A-Za-z0-9-]+', '-', target.alias).strip('-')}"
+    return instance
+
+
+def ssh_command(target: Target, ssh_args: str = "") -> list[str]:
+    """Return the ssh argv (up to the remote command) that reaches an SSH target."""
+    argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
+    if target.port:
+        argv += ["-p", str(target.port)]
+    argv += shlex.split(ssh_args)
+    user = f"{target.user}@" if target.user else ""
+    return [*argv, f"{user}{target.name.strip('[]')}"]
+
+
+def remote_paths() -> dict[str, Any]:
+    """Paths on a host the workspace is copied to: all under the SSH user's home."""
+    return {
+        "nerdlab_remote_root": "{{ ansible_facts.env.HOME }}/.nerdlab/"
+        "{{ nerdlab_instance }}",
+        "nerdlab_project_dir": "{{ nerdlab_remote_root }}/project",
+        "nerdlab_workspace": "{{ nerdlab_remote_root }}/workspace",
+        "nerdlab_runs_dir": "{{ nerdlab_remote_root }}/runs",
+        "nerdlab_sync": True,
+    }
+
+
+def run_vars(
+    host: Mapping[str, Any], alias: str, run_id: str, run_dir: Path
+) -> dict[str, Any]:
+    """Return one host's variables for one repro whose results belong in run_dir."""
+    if _truthy(host.get("nerdlab_sync")):
+        return {
+            "attach_repro_run_dir": f"{{{{ nerdlab_runs_dir }}}}/{run_id}/{alias}",
+            "nerdlab_controller_run_dir": str(run_dir),
+        }
+    return {
+        "attach_repro_run_dir": str(run_dir),
+        "nerdlab_controller_run_dir": str(run_dir),
+    }
+
+
+def needs_controller_sources(hosts: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Tell whether some host gets the workspace copied to it from the controller."""
+    return any(_truthy(v.get("nerdlab_sync")) for v in hosts.values())
+
+
+def _truthy(value: Any) -> bool:
+    return value in (True, "true", "True", "yes")
+
+
+def controller_vars(
+    controller: ControllerPaths, settings: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Return the variables of the controller, where the sources of copied hosts are
+    checked out before they are copied."""
+    return {f"nerdlab_{name}": settings[name] for name in SHARED_SETTINGS} | {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        "nerdlab_project_dir": str(controller.project),
+        "nerdlab_workspace": str(controller.workspace),
+        "nerdlab_runs_dir": str(controller.runs),
+        "nerdlab_become": False,
+        "nerdlab_sync": False,
+    }
+
+
+def inventory(
+    hosts: Mapping[str, Mapping[str, Any]],
+    controller: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Return an Ansible inventory putting the hosts in nerdlab_targets (and the
+    controller, when given, alone in nerdlab_controller)."""
+    children: dict[str, Any] = {
+        "nerdlab_targets": {
+            "hosts": {alias: dict(values) for alias, values in hosts.items()}
+        }
+    }
+    if controller is not None:
+        children["nerdlab_controller"] = {"hosts": {"controller": dict(controller)}}
+    return {"all": {"children": children}}
