@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,9 +25,24 @@ from typing import Any
 from invoke import Collection, Context, Exit, task
 
 PROJECT = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
 sys.path.insert(0, str(PROJECT / "python"))
 
 from nerdlab.errors import NerdlabError  # noqa: E402
+from nerdlab.targets import (  # noqa: E402
+    ControllerPaths,
+    Target,
+    controller_vars,
+    host_vars,
+    instance_for,
+    needs_controller_sources,
+    parse_targets,
+    run_vars,
+    ssh_command,
+)
+from nerdlab.targets import (
+    inventory as build_inventory,
+)
 
 DEFAULTS: dict[str, Any] = {
     "nerdctl_ref": "v2.0.0-beta.2",
@@ -35,6 +51,10 @@ DEFAULTS: dict[str, Any] = {
     "workspace": "workspace",
     "runs": "runs",
     "target": "local",
+    "inventory": "",
+    "instance": "nerdlab",
+    "lima_instance": "nerdlab",
+    "ssh_args": "",
     "wiring": "replace",
     "containerd_from": "auto",
     "attach_timeout": 10,
@@ -102,71 +122,253 @@ def _check_workspace(workspace: Path) -> None:
                 raise Exit(f"{err}; nothing was changed") from err
 
 
-def _playbook(c: Context, name: str, extra: dict[str, Any], dry_run: bool) -> None:
-    settings = _settings(c)
-    if settings["target"] != "local":
-        raise Exit(
-            f"target {settings['target']!r} is not supported yet; use --target local"
-        )
+def _controller(settings: dict[str, Any]) -> ControllerPaths:
+    return ControllerPaths(
+        PROJECT, _path(settings["workspace"]), _path(settings["runs"])
+    )
+
+
+def _host_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    return {**settings, "mirrors": _mirrors(settings)}
+
+
+def _lima_vars(
+    target: Target, settings: dict[str, Any], create: bool
+) -> dict[str, Any]:
+    """Bring the Lima instance up (made by nerdlab, or adopted) and return its vars."""
+    from nerdlab import lima
+
+    try:
+        if lima.limactl_version() is None:
+            raise Exit(
+                "limactl is not installed; install Lima (https://lima-vm.io) or run "
+                ".ci/install-limactl, then try again"
+            )
+        controller = _controller(settings)
+        if create and target.name == settings["lima_instance"]:
+            _lima_playbook(settings, controller)
+        instance = lima.ensure_running(target.name, None)
+    except NerdlabError as err:
+        raise Exit(str(err)) from err
+    for path in (controller.project, controller.workspace, controller.runs):
+        problem = lima.mount_problem(instance, str(path))
+        if problem:
+            raise Exit(problem)
+    return dict(lima.ansible_host_vars(instance))
+
+
+def _lima_playbook(settings: dict[str, Any], controller: ControllerPaths) -> None:
+    """Create or start the VM nerdlab owns, from the lima_vm role's template."""
     variables = {
-        "nerdlab_project_dir": str(PROJECT),
-        "nerdlab_workspace": str(_path(settings["workspace"])),
-        "nerdlab_runs_dir": str(_path(settings["runs"])),
-        "nerdlab_become": os.geteuid() != 0,
-        **extra,
+        "lima_vm_name": settings["lima_instance"],
+        "lima_vm_mounts": _lima_mounts(controller),
     }
+    controller.workspace.mkdir(parents=True, exist_ok=True)
+    controller.runs.mkdir(parents=True, exist_ok=True)
+    if not _run_ansible("lima", None, variables):
+        raise Exit(
+            f"the Lima VM {settings['lima_instance']} is not running; Lima's message "
+            "is above"
+        )
+
+
+def _lima_mounts(controller: ControllerPaths) -> list[str]:
+    """The directories the VM mounts writable at the same path, none inside another."""
+    paths = sorted(
+        {str(controller.project), str(controller.workspace), str(controller.runs)}
+    )
+    return [p for p in paths if not any(p.startswith(f"{q}/") for q in paths)]
+
+
+def _hosts(
+    settings: dict[str, Any], *, create_lima: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Return the inventory hosts for the chosen targets, or the user's inventory."""
+    controller = _controller(settings)
+    if settings.get("inventory"):
+        return _inventory_hosts(settings, controller)
+    try:
+        targets = parse_targets(str(settings["target"]))
+    except NerdlabError as err:
+        raise Exit(str(err)) from err
+    hosts = {}
+    for target in targets:
+        lima_vars = (
+            _lima_vars(target, settings, create_lima) if target.kind == "lima" else None
+        )
+        hosts[target.alias] = host_vars(
+            target,
+            controller=controller,
+            settings=_host_settings(settings),
+            euid=os.geteuid(),
+            lima_vars=lima_vars,
+        )
+    return hosts
+
+
+def _inventory_hosts(
+    settings: dict[str, Any], controller: ControllerPaths
+) -> dict[str, dict[str, Any]]:
+    """Read a user's inventory; each host's own variables beat nerdlab's defaults."""
+    path = _path(str(settings["inventory"]))
+    if not path.exists():
+        raise Exit(f"inventory {path} does not exist; give an Ansible inventory file")
+    done = subprocess.run(
+        [str(BIN / "ansible-inventory"), "-i", str(path), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg")},
+    )
+    if done.returncode != 0:
+        raise Exit(f"inventory {path} cannot be read: {done.stderr.strip()[-300:]}")
+    listing = json.loads(done.stdout)
+    hostvars = listing.get("_meta", {}).get("hostvars", {})
+    group = "nerdlab_targets" if "nerdlab_targets" in listing else "all"
+    names = _group_hosts(listing, group)
+    if not names:
+        raise Exit(f"inventory {path} names no hosts; add hosts to nerdlab_targets")
+    hosts = {}
+    for name in names:
+        own = hostvars.get(name, {})
+        local = own.get("ansible_connection") == "local"
+        target = Target("local", name) if local else Target("ssh", name)
+        defaults = host_vars(
+            target,
+            controller=controller,
+            settings=_host_settings(settings),
+            euid=os.geteuid(),
+        )
+        if not local:
+            defaults.pop("ansible_host")
+        hosts[name] = defaults | own
+    return hosts
+
+
+def _group_hosts(listing: dict[str, Any], group: str) -> list[str]:
+    entry = listing.get(group, {})
+    names = list(entry.get("hosts", []))
+    for child in entry.get("children", []):
+        names += [n for n in _group_hosts(listing, child) if n not in names]
+    return names
+
+
+def _run_ansible(
+    name: str,
+    hosts: dict[str, dict[str, Any]] | None,
+    extra: dict[str, Any],
+    controller: dict[str, Any] | None = None,
+) -> bool:
+    """Run a playbook on hosts (None: its own localhost play); True when it passed."""
+    with contextlib.ExitStack() as stack:
+        argv = [
+            str(BIN / "ansible-playbook"),
+            str(PROJECT / "playbooks" / f"{name}.yml"),
+            "--extra-vars",
+            f"@{stack.enter_context(_json_file(extra))}",
+        ]
+        if hosts is not None:
+            listing = build_inventory(hosts, controller)
+            argv += ["-i", stack.enter_context(_json_file(listing))]
+            if any(v.get("ansible_connection") == "local" for v in hosts.values()):
+                argv += _become_args()
+        env = {**os.environ, "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg")}
+        try:
+            return subprocess.run(argv, env=env, check=False).returncode == 0
+        except KeyboardInterrupt:
+            raise Exit(
+                f"{name} interrupted; run it again: finished steps are kept, a "
+                "half-made clone is discarded"
+            ) from None
+
+
+@contextlib.contextmanager
+def _json_file(content: Any) -> Iterator[str]:
     with tempfile.NamedTemporaryFile(
         "w", suffix=".json", prefix="nerdlab-", delete=False
     ) as handle:
-        json.dump(variables, handle)
-    argv = [
-        str(Path(sys.executable).parent / "ansible-playbook"),
-        str(PROJECT / "playbooks" / f"{name}.yml"),
-        "--extra-vars",
-        f"@{handle.name}",
-        *_become_args(),
-    ]
-    if dry_run:
-        os.unlink(handle.name)
-        print(shlex.join(argv))
-        print(json.dumps(variables, indent=2))
-        return
-    env = {"ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg")}
-    started = time.monotonic()
+        json.dump(content, handle)
     try:
-        with _workspace_lock(_path(settings["workspace"])):
-            result = c.run(shlex.join(argv), env=env, warn=True, pty=False)
-    except KeyboardInterrupt:
-        raise Exit(
-            f"{name} interrupted; run it again: finished steps are kept, a half-made "
-            "clone is discarded"
-        ) from None
+        yield handle.name
     finally:
         os.unlink(handle.name)
+
+
+def _playbook(
+    c: Context,
+    name: str,
+    extra: dict[str, Any],
+    dry_run: bool,
+    hosts: dict[str, dict[str, Any]] | None = None,
+    must_pass: bool = True,
+) -> bool:
+    """Run a playbook against the chosen targets; say how long it took."""
+    settings = _settings(c)
+    if hosts is None:
+        hosts = _hosts(settings, create_lima=name == "setup" and not dry_run)
+    controller = (
+        controller_vars(_controller(settings), _host_settings(settings))
+        if name == "setup" and needs_controller_sources(hosts)
+        else None
+    )
+    if dry_run:
+        print(f"ansible-playbook playbooks/{name}.yml against {', '.join(hosts)}")
+        listing = build_inventory(hosts, controller)
+        print(json.dumps({"inventory": listing, "extra_vars": extra}, indent=2))
+        return True
+    started = time.monotonic()
+    with _workspace_lock(_path(settings["workspace"])):
+        passed = _run_ansible(name, hosts, extra, controller)
     took = time.monotonic() - started
-    if result is None or result.failed:
+    if not passed and must_pass:
         raise Exit(
             f"{name} failed after {took:.0f}s; the failing task's message is above"
         )
-    print(f"{name}: done in {took:.0f}s")
+    print(f"{name}: {'done' if passed else 'failed on some hosts'} in {took:.0f}s")
+    return passed
 
 
-@task(
-    help={
-        "nerdctl-ref": "nerdctl tag, branch, commit or pr:NUMBER "
-        "(default v2.0.0-beta.2)",
-        "source": "auto, git, mirror or module (default auto)",
-        "mirrors": "directory of local mirrors (default: nerdlab.mirrors, else a "
-        ".mirror directory beside the clone)",
-        "workspace": "where the checkouts live (default workspace/ in this clone)",
-        "wiring": "replace (go.mod replace block) or work (go.work) (default replace)",
-        "target": "where to build and run (default local)",
-        "containerd-from": "auto, package or checkout: which containerd to run; auto "
-        "builds it from the checkout when the package's major version is below the "
-        "module's nerdctl uses (default auto)",
-        "dry-run": "print the ansible-playbook command and variables, run nothing",
-    }
+_TARGET_HELP = (
+    "where to build and run: local, lima, lima:NAME or ssh:[USER@]HOST[:PORT]; "
+    "several, separated by spaces, run side by side (default local)"
 )
+_INVENTORY_HELP = "an Ansible inventory whose hosts are the targets (not with --target)"
+
+
+def _apply(c: Context, **overrides: Any) -> dict[str, Any]:
+    """Merge the flags given into the settings, and check those every task shares."""
+    c.config.nerdlab.update({k: v for k, v in overrides.items() if v is not None})
+    settings = _settings(c)
+    if settings["wiring"] not in ("replace", "work"):
+        raise Exit(f"--wiring {settings['wiring']!r}: use replace or work")
+    if settings["source"] not in ("auto", "git", "mirror", "module"):
+        raise Exit(f"--source {settings['source']!r}: use auto, git, mirror or module")
+    if not settings["inventory"]:
+        try:
+            parse_targets(str(settings["target"]))
+        except NerdlabError as err:
+            raise Exit(str(err)) from err
+    return settings
+
+
+_SETUP_HELP = {
+    "nerdctl-ref": "nerdctl tag, branch, commit or pr:NUMBER (default v2.0.0-beta.2)",
+    "source": "auto, git, mirror or module (default auto)",
+    "mirrors": "directory of local mirrors (default: nerdlab.mirrors, else a "
+    ".mirror directory beside the clone)",
+    "workspace": "where the checkouts live (default workspace/ in this clone)",
+    "wiring": "replace (go.mod replace block) or work (go.work) (default replace)",
+    "target": _TARGET_HELP,
+    "inventory": _INVENTORY_HELP,
+    "containerd-from": "auto, package or checkout: which containerd to run; auto "
+    "builds it from the checkout when the package's major version is below the "
+    "module's nerdctl uses (default auto)",
+    "dry-run": "print the ansible-playbook inventory and variables, run nothing",
+}
+
+
+@task(help=_SETUP_HELP)
 def setup(
     c,
     nerdctl_ref=None,
@@ -175,42 +377,29 @@ def setup(
     workspace=None,
     wiring=None,
     target=None,
+    inventory=None,
     containerd_from=None,
     dry_run=False,
 ):
     """Provision the target, check out matching sources, instrument, build nerdctl."""
-    overrides = {
-        "nerdctl_ref": nerdctl_ref,
-        "source": source,
-        "mirrors": mirrors,
-        "workspace": workspace,
-        "wiring": wiring,
-        "target": target,
-        "containerd_from": containerd_from,
-    }
-    c.config.nerdlab.update({k: v for k, v in overrides.items() if v is not None})
-    settings = _settings(c)
+    settings = _apply(
+        c,
+        nerdctl_ref=nerdctl_ref,
+        source=source,
+        mirrors=mirrors,
+        workspace=workspace,
+        wiring=wiring,
+        target=target,
+        inventory=inventory,
+        containerd_from=containerd_from,
+    )
     _check_workspace(_path(settings["workspace"]))
-    if settings["wiring"] not in ("replace", "work"):
-        raise Exit(f"--wiring {settings['wiring']!r}: use replace or work")
-    if settings["source"] not in ("auto", "git", "mirror", "module"):
-        raise Exit(f"--source {settings['source']!r}: use auto, git, mirror or module")
+    where = settings["inventory"] or settings["target"]
     print(
         f"setup: nerdctl {settings['nerdctl_ref']} (source {settings['source']}) "
-        f"in {_path(settings['workspace'])}"
+        f"in {_path(settings['workspace'])}, on {where}"
     )
-    _playbook(
-        c,
-        "setup",
-        {
-            "nerdlab_nerdctl_ref": settings["nerdctl_ref"],
-            "nerdlab_source": settings["source"],
-            "nerdlab_mirrors": _mirrors(settings),
-            "nerdlab_wiring": settings["wiring"],
-            "nerdlab_containerd_from": settings["containerd_from"],
-        },
-        dry_run,
-    )
+    _playbook(c, "setup", {}, dry_run)
 
 
 def _latest_run(runs: Path) -> Path:
@@ -222,39 +411,10 @@ def _latest_run(runs: Path) -> Path:
     return candidates[-1]
 
 
-@task(
-    iterable=["scenario"],
-    optional=["compare"],
-    help={
-        "scenario": "scenario to run, repeatable, or all (default detached-attach)",
-        "compare": "run nothing; show two results side by side: --compare alone for "
-        "the two latest runs, or --compare 'A B' with each side RUN[:SCENARIO]",
-        "attach-timeout": "seconds before attach is stopped (default 10)",
-        "image": "image to run (default alpine; a local busybox image when none pulls)",
-        "no-pull": "do not try a registry; use the local busybox image",
-        "json": "print the diagnosis as JSON instead of the summary",
-        "dry-run": "print the ansible-playbook command and variables, run nothing",
-    },
-)
-def repro(
-    c,
-    scenario=None,
-    attach_timeout=None,
-    image=None,
-    no_pull=False,
-    json_=False,
-    dry_run=False,
-    compare=None,
-):
-    """Run the reproduction scenarios on the built nerdctl and diagnose them."""
-    if compare is not None:
-        _compare(c, compare, json_)
-        return
-    from nerdlab.diagnose import diagnose_run
-    from nerdlab.report import render_results_table, render_terminal, to_json
+def _scenario_names(settings: dict[str, Any], scenario: list[str] | None) -> list[str]:
+    """Resolve --scenario (or the default list) to known, loadable scenario names."""
     from nerdlab.scenarios import available, load_scenario
 
-    settings = _settings(c)
     names = list(scenario or settings["scenarios"])
     known = available(PROJECT / "scenarios")
     if "all" in names:
@@ -267,46 +427,137 @@ def repro(
             load_scenario(known[name])
         except NerdlabError as err:
             raise Exit(str(err)) from err
-    timeout = str(attach_timeout or settings["attach_timeout"])
-    if not timeout.isdigit() or int(timeout) < 1:
-        raise Exit(f"--attach-timeout {timeout!r}: give whole seconds, 1 or more")
+    return names
+
+
+def _new_run_dir(runs: Path) -> Path:
     run_id = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = _path(settings["runs"]) / run_id
+    run_dir = runs / run_id
     suffix = 1
     while run_dir.exists():
         suffix += 1
-        run_dir = _path(settings["runs"]) / f"{run_id}-{suffix}"
-    run_id = run_dir.name
+        run_dir = runs / f"{run_id}-{suffix}"
+    return run_dir
+
+
+def _run_repro(
+    c: Context,
+    names: list[str],
+    options: dict[str, Any],
+    dry_run: bool,
+    hosts: dict[str, dict[str, Any]] | None = None,
+) -> tuple[Path, dict[str, Path]]:
+    """Run the scenarios on every host; return the run and each host's directory.
+
+    One host's results are the run directory itself; with several, each host has a
+    directory of its own in the run, named after it.
+    """
+    settings = _settings(c)
+    hosts = _hosts(settings) if hosts is None else hosts
+    run_dir = _new_run_dir(_path(settings["runs"]))
+    host_dirs = {
+        alias: run_dir if len(hosts) == 1 else run_dir / alias for alias in hosts
+    }
+    for alias, values in hosts.items():
+        values.update(run_vars(values, alias, run_dir.name, host_dirs[alias]))
+        if not dry_run:
+            host_dirs[alias].mkdir(parents=True, exist_ok=True)
+    extra = {
+        "attach_repro_scenarios": names,
+        "attach_repro_attach_timeout_s": options["attach_timeout"],
+        "repro_image_name": options["image"],
+        "repro_image_pull": options["pull"],
+    }
+    _playbook(c, "repro", extra, dry_run, hosts=hosts, must_pass=len(hosts) == 1)
+    if dry_run:
+        return run_dir, {}
+    for alias, host_dir in host_dirs.items():
+        (host_dir / "run.json").write_text(
+            json.dumps(
+                {
+                    "id": run_dir.name,
+                    "target": alias,
+                    "nerdctl_ref": hosts[alias].get(
+                        "nerdlab_nerdctl_ref", settings["nerdctl_ref"]
+                    ),
+                    "scenarios": names,
+                    "sources": _read_json(host_dir / "build" / "sources.json"),
+                    "build": _read_json(host_dir / "build" / "build-proof.json"),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    return run_dir, host_dirs
+
+
+def _repro_options(
+    settings: dict[str, Any], attach_timeout: Any, image: Any, no_pull: bool
+) -> dict[str, Any]:
+    timeout = str(attach_timeout or settings["attach_timeout"])
+    if not timeout.isdigit() or int(timeout) < 1:
+        raise Exit(f"--attach-timeout {timeout!r}: give whole seconds, 1 or more")
     pull = str(settings["pull"]).lower() not in ("0", "false", "no", "") and not no_pull
-    _playbook(
-        c,
-        "repro",
-        {
-            "attach_repro_scenarios": names,
-            "attach_repro_run_dir": str(run_dir),
-            "attach_repro_attach_timeout_s": int(timeout),
-            "attach_repro_owner": "" if os.geteuid() == 0 else str(os.getuid()),
-            "repro_image_name": image or settings["image"],
-            "repro_image_pull": pull,
-        },
-        dry_run,
-    )
+    return {
+        "attach_timeout": int(timeout),
+        "image": image or settings["image"],
+        "pull": pull,
+    }
+
+
+_REPRO_HELP = {
+    "scenario": "scenario to run, repeatable, or all (default detached-attach)",
+    "attach-timeout": "seconds before attach is stopped (default 10)",
+    "image": "image to run (default alpine; a local busybox image when none pulls)",
+    "no-pull": "do not try a registry; use the local busybox image",
+    "target": _TARGET_HELP,
+    "inventory": _INVENTORY_HELP,
+    "json": "print the diagnosis as JSON instead of the summary",
+    "dry-run": "print the ansible-playbook inventory and variables, run nothing",
+}
+
+
+@task(
+    iterable=["scenario"],
+    optional=["compare"],
+    help={
+        **_REPRO_HELP,
+        "compare": "run nothing; show two results side by side: --compare alone for "
+        "the two latest runs, or --compare 'A B' with each side RUN[:SCENARIO]",
+    },
+)
+def repro(
+    c,
+    scenario=None,
+    attach_timeout=None,
+    image=None,
+    no_pull=False,
+    target=None,
+    inventory=None,
+    json_=False,
+    dry_run=False,
+    compare=None,
+):
+    """Run the reproduction scenarios on the built nerdctl and diagnose them."""
+    if compare is not None:
+        _compare(c, compare, json_)
+        return
+    settings = _apply(c, target=target, inventory=inventory)
+    names = _scenario_names(settings, scenario)
+    options = _repro_options(settings, attach_timeout, image, no_pull)
+    run_dir, host_dirs = _run_repro(c, names, options, dry_run)
     if dry_run:
         return
-    (run_dir / "run.json").write_text(
-        json.dumps(
-            {
-                "id": run_id,
-                "target": settings["target"],
-                "nerdctl_ref": settings["nerdctl_ref"],
-                "scenarios": names,
-                "sources": _read_json(_path(settings["workspace"]) / "sources.json"),
-                "build": _read_json(_path(settings["workspace"]) / "build-proof.json"),
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    if len(host_dirs) > 1:
+        _show_matrix(run_dir, host_dirs, json_)
+        return
+    _show_run(run_dir, json_)
+
+
+def _show_run(run_dir: Path, json_: bool) -> None:
+    from nerdlab.diagnose import diagnose_run
+    from nerdlab.report import render_results_table, render_terminal, to_json
+
     try:
         diagnosis = diagnose_run(run_dir, write=True)
     except NerdlabError as err:
@@ -318,6 +569,261 @@ def repro(
     if len(diagnosis.scenarios) > 1:
         print()
         render_results_table(diagnosis)
+
+
+def _show_matrix(run_dir: Path, host_dirs: dict[str, Path], json_: bool) -> None:
+    from nerdlab.matrix import build_matrix, matrix_dict, render_matrix, write_matrix
+
+    matrix = build_matrix(run_dir, host_dirs)
+    write_matrix(matrix)
+    if json_:
+        print(json.dumps(matrix_dict(matrix), indent=2, ensure_ascii=False))
+    else:
+        render_matrix(matrix)
+    if not matrix.complete:
+        raise Exit(
+            "some hosts have no result; their setup or repro failed (see above), "
+            f"the others are in {run_dir}",
+        )
+
+
+@task(
+    iterable=["scenario"],
+    help={
+        **_REPRO_HELP,
+        "target": "the targets, separated by spaces: local, lima, lima:NAME, "
+        "ssh:[USER@]HOST[:PORT] (default local)",
+        "no-setup": "run the scenarios on what the last setup built",
+        "nerdctl-ref": _SETUP_HELP["nerdctl-ref"],
+        "source": _SETUP_HELP["source"],
+        "containerd-from": _SETUP_HELP["containerd-from"],
+    },
+)
+def matrix(
+    c,
+    target=None,
+    inventory=None,
+    scenario=None,
+    nerdctl_ref=None,
+    source=None,
+    containerd_from=None,
+    attach_timeout=None,
+    image=None,
+    no_pull=False,
+    no_setup=False,
+    json_=False,
+    dry_run=False,
+):
+    """Set up every target and run the same scenarios on all of them, side by side."""
+    settings = _apply(
+        c,
+        target=target,
+        inventory=inventory,
+        nerdctl_ref=nerdctl_ref,
+        source=source,
+        containerd_from=containerd_from,
+    )
+    names = _scenario_names(settings, scenario)
+    options = _repro_options(settings, attach_timeout, image, no_pull)
+    if not no_setup:
+        _check_workspace(_path(settings["workspace"]))
+        hosts = _hosts(settings, create_lima=not dry_run)
+        _playbook(c, "setup", {}, dry_run, hosts=hosts, must_pass=False)
+    run_dir, host_dirs = _run_repro(c, names, options, dry_run)
+    if not dry_run:
+        _show_matrix(run_dir, host_dirs, json_)
+
+
+@task(
+    help={
+        "target": _TARGET_HELP,
+        "inventory": "not read: doctor checks the targets named with --target",
+    }
+)
+def doctor(c, target=None, inventory=None):
+    """Report what each target lacks before setup runs; change nothing."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from nerdlab.doctor import blocking
+
+    settings = _apply(c, target=target)
+    if inventory:
+        raise Exit("doctor checks --target targets; name the hosts with --target")
+    try:
+        targets = parse_targets(str(settings["target"]))
+    except NerdlabError as err:
+        raise Exit(str(err)) from err
+    checks = []
+    console = Console()
+    for one in targets:
+        found = _doctor_checks(one, settings)
+        table = Table(title=one.spec, title_justify="left", show_edge=False)
+        for header in ("check", "found", "next step"):
+            table.add_column(header, overflow="fold")
+        for check in found:
+            table.add_row(check.what, check.found or "—", check.fix or "ok")
+        console.print(table, highlight=False)
+        checks += found
+    stopping = blocking(checks)
+    if stopping:
+        raise Exit(
+            f"doctor: {len(stopping)} thing(s) to fix before setup: "
+            + "; ".join(f"{c.target} {c.what}" for c in stopping)
+        )
+    print("doctor: nothing blocks setup")
+
+
+def _doctor_checks(target: Target, settings: dict[str, Any]) -> list[Any]:
+    from nerdlab.doctor import Check, probe, read_probe
+
+    instance = instance_for(target, str(settings["instance"]))
+    socket = f"/run/{instance}/containerd/containerd.sock"
+    if target.kind == "local":
+        return read_probe("local", probe([], socket).stdout)
+    if target.kind == "ssh":
+        checks = [
+            Check(
+                target.spec,
+                f"{tool} on this machine",
+                shutil.which(tool),
+                None if shutil.which(tool) else f"install {tool} here",
+                blocks=True,
+            )
+            for tool in ("ssh", "rsync", "git")
+        ]
+        done = probe(ssh_command(target, str(settings["ssh_args"])), socket)
+        if done.returncode == 255 or "probe=done" not in done.stdout:
+            reason = (done.stderr.strip().splitlines() or ["no answer"])[-1]
+            return [
+                *checks,
+                Check(
+                    target.spec,
+                    "ssh",
+                    None,
+                    f"cannot log in: {reason}; check the address, "
+                    "user and key (INVOKE_NERDLAB_SSH_ARGS)",
+                    blocks=True,
+                ),
+            ]
+        return checks + read_probe(target.spec, done.stdout, needs_rsync=True)
+    return _lima_checks(target, settings, socket)
+
+
+def _lima_checks(target: Target, settings: dict[str, Any], socket: str) -> list[Any]:
+    from nerdlab import lima
+    from nerdlab.doctor import Check, probe, read_probe
+
+    try:
+        version = lima.limactl_version()
+    except NerdlabError as err:
+        return [Check(target.spec, "limactl", None, str(err), blocks=True)]
+    if version is None:
+        return [
+            Check(
+                target.spec,
+                "limactl",
+                None,
+                "install Lima (https://lima-vm.io)",
+                blocks=True,
+            )
+        ]
+    checks = [Check(target.spec, "limactl", version)]
+    ours = target.name == settings["lima_instance"]
+    try:
+        instance = lima.find_instance(target.name)
+    except NerdlabError as err:
+        return [*checks, Check(target.spec, "instance", None, str(err), blocks=True)]
+    if instance is None:
+        fix = (
+            "setup creates it"
+            if ours
+            else f"no Lima instance {target.name}; `limactl list` shows the names"
+        )
+        return [*checks, Check(target.spec, "instance", None, fix, blocks=not ours)]
+    checks.append(
+        Check(
+            target.spec,
+            "instance",
+            f"{instance.status} ({instance.vm_type})",
+            None
+            if instance.status in ("Running", "Stopped")
+            else f"Lima says: {instance.message or instance.status}",
+            blocks=instance.status not in ("Running", "Stopped"),
+        )
+    )
+    for path in _lima_mounts(_controller(settings)):
+        problem = lima.mount_problem(instance, path)
+        checks.append(
+            Check(
+                target.spec,
+                f"mount {path}",
+                None if problem else "writable, same path",
+                problem,
+                blocks=bool(problem),
+            )
+        )
+    if instance.status == "Running":
+        host = lima.ansible_host_vars(instance)
+        prefix = [
+            "ssh",
+            *shlex.split(str(host.get("ansible_ssh_common_args", ""))),
+            "-o",
+            "BatchMode=yes",
+            str(host["ansible_host"]),
+        ]
+        checks += read_probe(target.spec, probe(prefix, socket).stdout)
+    return checks
+
+
+@task(
+    positional=["action"],
+    help={
+        "action": "start, stop, shell or delete nerdlab's Lima VM",
+        "yes": "delete without asking",
+    },
+)
+def lima(c, action, yes=False):
+    """Start, stop, enter or delete the Lima VM nerdlab made for --target lima."""
+    from nerdlab import lima as lima_
+
+    settings = _settings(c)
+    name = str(settings["lima_instance"])
+    if action not in ("start", "stop", "shell", "delete"):
+        raise Exit(f"unknown lima action {action!r}; use start, stop, shell or delete")
+    try:
+        if lima_.limactl_version() is None:
+            raise Exit("limactl is not installed; install Lima (https://lima-vm.io)")
+    except NerdlabError as err:
+        raise Exit(str(err)) from err
+    if action == "start":
+        _lima_playbook(settings, _controller(settings))
+        print(f"lima: {name} is running")
+        return
+    if action == "shell":
+        os.execvp("limactl", ["limactl", "shell", "--workdir", str(PROJECT), name])
+    if action == "delete" and not yes:
+        answer = input(f"Delete the Lima VM {name} and its disk? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print(f"kept {name}")
+            return
+    argv = [
+        "limactl",
+        "--tty=false",
+        action,
+        *(["--force"] if action == "delete" else []),
+        name,
+    ]
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=600, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise Exit(f"limactl {action} {name} did not finish in 600s") from None
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        raise Exit(f"limactl {action} {name}: {lines[-1] if lines else 'failed'}")
+    print(f"lima: {name} {'stopped' if action == 'stop' else 'deleted'}")
 
 
 def _compare(c: Context, sides: str | bool, json_: bool) -> None:
@@ -420,11 +926,14 @@ def report(c, run=None, format="terminal"):
     help={
         "workspace": "also delete the workspace checkouts (asks first)",
         "yes": "do not ask before deleting the workspace",
-        "dry-run": "print the ansible-playbook command and variables, run nothing",
+        "target": _TARGET_HELP,
+        "inventory": _INVENTORY_HELP,
+        "dry-run": "print the ansible-playbook inventory and variables, run nothing",
     }
 )
-def clean(c, workspace=False, yes=False, dry_run=False):
+def clean(c, workspace=False, yes=False, target=None, inventory=None, dry_run=False):
     """Remove nerdlab's containers and stop its containerd; optionally the workspace."""
+    _apply(c, target=target, inventory=inventory)
     _playbook(c, "teardown", {}, dry_run)
     path = _path(_settings(c)["workspace"])
     if not workspace or not path.exists() or dry_run:
@@ -446,5 +955,5 @@ def clean(c, workspace=False, yes=False, dry_run=False):
     print(f"deleted {path}")
 
 
-ns = Collection(setup, repro, trace, report, patch, clean)
+ns = Collection(setup, repro, matrix, doctor, lima, trace, report, patch, clean)
 ns.configure({"nerdlab": DEFAULTS})

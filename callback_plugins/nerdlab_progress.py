@@ -122,6 +122,10 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
             # A command's own words say more than Ansible's summary of it.
             message = str(res.get("stderr") or res.get("module_stderr") or message)
         lines = [line for line in message.strip().splitlines() if line.strip()]
+        host = result._host.get_name()  # type: ignore[attr-defined]
+        if host not in ("local", "localhost", "controller"):
+            # With several hosts in a play, say whose failure this is.
+            lines = [f"{host}: {line}" for line in lines]
         # Enough of a multi-line message to keep its file and line (a YAML error
         # ends with a caret), not a whole build log.
         self._details += (
@@ -136,7 +140,8 @@ class CallbackModule(CallbackBase):  # type: ignore[misc]
     def v2_runner_on_unreachable(self, result: object) -> None:
         self._status = "FAILED"
         res = result._result  # type: ignore[attr-defined]
-        self._details.append(str(res.get("msg", "unreachable")))
+        host = result._host.get_name()  # type: ignore[attr-defined]
+        self._details.append(f"{host}: {res.get('msg', 'unreachable')}")
 
     def v2_playbook_on_stats(self, stats: object) -> None:
         self._flush()
