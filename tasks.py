@@ -233,7 +233,18 @@ def _inventory_hosts(
     for name in names:
         own = hostvars.get(name, {})
         local = own.get("ansible_connection") == "local"
-        target = Target("local", name) if local else Target("ssh", name)
+        # The address, user and port name the containerd instance of a host on
+        # loopback, as they do for ssh: targets.
+        target = (
+            Target("local", name)
+            if local
+            else Target(
+                "ssh",
+                str(own.get("ansible_host", name)),
+                own.get("ansible_user"),
+                own.get("ansible_port"),
+            )
+        )
         defaults = host_vars(
             target,
             controller=controller,
