@@ -133,9 +133,14 @@ def _host_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _lima_vars(
-    target: Target, settings: dict[str, Any], create: bool
-) -> dict[str, Any]:
-    """Bring the Lima instance up (made by nerdlab, or adopted) and return its vars."""
+    target: Target, settings: dict[str, Any], create: bool, start: bool
+) -> dict[str, Any] | None:
+    """Return the vars of a Lima instance (made by nerdlab, or adopted).
+
+    With ``start`` the instance is created (nerdlab's own, with ``create``) or
+    started as needed; without, one that is not running gives None and is left as
+    it is (a dry run, a clean).
+    """
     from nerdlab import lima
 
     try:
@@ -145,13 +150,17 @@ def _lima_vars(
                 ".ci/install-limactl, then try again"
             )
         controller = _controller(settings)
-        if create and target.name == settings["lima_instance"]:
+        if not start:
+            found = lima.find_instance(target.name)
+            if found is None or found.status != "Running":
+                return None
+        elif create and target.name == settings["lima_instance"]:
             _lima_playbook(settings, controller)
         instance = lima.ensure_running(target.name, None)
     except NerdlabError as err:
         raise Exit(str(err)) from err
-    for path in (controller.project, controller.workspace, controller.runs):
-        problem = lima.mount_problem(instance, str(path))
+    for path in _lima_mounts(controller):
+        problem = lima.mount_problem(instance, path)
         if problem:
             raise Exit(problem)
     return dict(lima.ansible_host_vars(instance))
@@ -181,7 +190,7 @@ def _lima_mounts(controller: ControllerPaths) -> list[str]:
 
 
 def _hosts(
-    settings: dict[str, Any], *, create_lima: bool = False
+    settings: dict[str, Any], *, create_lima: bool = False, start_lima: bool = True
 ) -> dict[str, dict[str, Any]]:
     """Return the inventory hosts for the chosen targets, or the user's inventory."""
     controller = _controller(settings)
@@ -193,9 +202,12 @@ def _hosts(
         raise Exit(str(err)) from err
     hosts = {}
     for target in targets:
-        lima_vars = (
-            _lima_vars(target, settings, create_lima) if target.kind == "lima" else None
-        )
+        lima_vars = None
+        if target.kind == "lima":
+            lima_vars = _lima_vars(target, settings, create_lima, start_lima)
+            if lima_vars is None:
+                print(f"{target.spec}: not running, left as it is")
+                continue
         hosts[target.alias] = host_vars(
             target,
             controller=controller,
@@ -219,10 +231,18 @@ def _inventory_hosts(
         text=True,
         timeout=120,
         check=False,
-        env={**os.environ, "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg")},
+        env={
+            **os.environ,
+            "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg"),
+            # A file no inventory plugin parses is an error, not an empty inventory.
+            "ANSIBLE_INVENTORY_UNPARSED_FAILED": "true",
+        },
     )
     if done.returncode != 0:
-        raise Exit(f"inventory {path} cannot be read: {done.stderr.strip()[-300:]}")
+        text = " ".join(done.stderr.replace("[WARNING]:", " ").split())
+        start = text.find("Failed to parse")
+        reason = text[max(start, 0) :][:240] or "ansible-inventory failed"
+        raise Exit(f"inventory {path} cannot be read: {reason}")
     listing = json.loads(done.stdout)
     hostvars = listing.get("_meta", {}).get("hostvars", {})
     group = "nerdlab_targets" if "nerdlab_targets" in listing else "all"
@@ -317,7 +337,14 @@ def _playbook(
     """Run a playbook against the chosen targets; say how long it took."""
     settings = _settings(c)
     if hosts is None:
-        hosts = _hosts(settings, create_lima=name == "setup" and not dry_run)
+        hosts = _hosts(
+            settings,
+            create_lima=name == "setup" and not dry_run,
+            start_lima=not dry_run and name != "teardown",
+        )
+    if not hosts:
+        print(f"{name}: no target to run on")
+        return True
     controller = (
         controller_vars(_controller(settings), _host_settings(settings))
         if name == "setup" and needs_controller_sources(hosts)
@@ -360,6 +387,10 @@ def _apply(c: Context, **overrides: Any) -> dict[str, Any]:
             parse_targets(str(settings["target"]))
         except NerdlabError as err:
             raise Exit(str(err)) from err
+    try:
+        shlex.split(str(settings["ssh_args"]))
+    except ValueError as err:
+        raise Exit(f"ssh_args {settings['ssh_args']!r} cannot be read: {err}") from None
     return settings
 
 
@@ -464,7 +495,7 @@ def _run_repro(
     directory of its own in the run, named after it.
     """
     settings = _settings(c)
-    hosts = _hosts(settings) if hosts is None else hosts
+    hosts = _hosts(settings, start_lima=not dry_run) if hosts is None else hosts
     run_dir = _new_run_dir(_path(settings["runs"]))
     host_dirs = {
         alias: run_dir if len(hosts) == 1 else run_dir / alias for alias in hosts
@@ -479,7 +510,10 @@ def _run_repro(
         "repro_image_name": options["image"],
         "repro_image_pull": options["pull"],
     }
-    _playbook(c, "repro", extra, dry_run, hosts=hosts, must_pass=len(hosts) == 1)
+    try:
+        _playbook(c, "repro", extra, dry_run, hosts=hosts, must_pass=len(hosts) == 1)
+    finally:
+        _remove_if_empty(run_dir)
     if dry_run:
         return run_dir, {}
     for alias, host_dir in host_dirs.items():
@@ -500,6 +534,13 @@ def _run_repro(
             + "\n"
         )
     return run_dir, host_dirs
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """Leave no empty run directory behind a repro that ran nothing."""
+    for directory in sorted(run_dir.glob("*"), reverse=True) + [run_dir]:
+        with contextlib.suppress(OSError):
+            directory.rmdir()
 
 
 def _repro_options(
@@ -592,9 +633,10 @@ def _show_matrix(run_dir: Path, host_dirs: dict[str, Path], json_: bool) -> None
     else:
         render_matrix(matrix)
     if not matrix.complete:
+        failed = [h.host for h in matrix.hosts if h.run is None]
         raise Exit(
-            "some hosts have no result; their setup or repro failed (see above), "
-            f"the others are in {run_dir}",
+            f"no result from {', '.join(failed) or 'some scenarios'}: their setup or "
+            f"repro failed (see above); what ran is in {run_dir}"
         )
 
 
@@ -638,7 +680,7 @@ def matrix(
     options = _repro_options(settings, attach_timeout, image, no_pull)
     if not no_setup:
         _check_workspace(_path(settings["workspace"]))
-        hosts = _hosts(settings, create_lima=not dry_run)
+        hosts = _hosts(settings, create_lima=not dry_run, start_lima=not dry_run)
         _playbook(c, "setup", {}, dry_run, hosts=hosts, must_pass=False)
     run_dir, host_dirs = _run_repro(c, names, options, dry_run)
     if not dry_run:
@@ -717,7 +759,7 @@ def _doctor_checks(target: Target, settings: dict[str, Any]) -> list[Any]:
                     blocks=True,
                 ),
             ]
-        return checks + read_probe(target.spec, done.stdout, needs_rsync=True)
+        return checks + read_probe(target.spec, done.stdout, remote=True)
     return _lima_checks(target, settings, socket)
 
 
@@ -783,7 +825,7 @@ def _lima_checks(target: Target, settings: dict[str, Any], socket: str) -> list[
             "BatchMode=yes",
             str(host["ansible_host"]),
         ]
-        checks += read_probe(target.spec, probe(prefix, socket).stdout)
+        checks += read_probe(target.spec, probe(prefix, socket).stdout, remote=True)
     return checks
 
 

@@ -75,8 +75,12 @@ def _parse(text: str) -> dict[str, str]:
     return values
 
 
-def read_probe(target: str, text: str, *, needs_rsync: bool = False) -> list[Check]:
-    """Turn the probe script's output into checks, most important first."""
+def read_probe(target: str, text: str, *, remote: bool = False) -> list[Check]:
+    """Turn the probe script's output into checks, most important first.
+
+    A remote host (SSH) also needs rsync, and root or sudo without a password: setup
+    can ask for a sudo password on this host only.
+    """
     values = _parse(text)
     if values.get("probe") != "done":
         return [
@@ -99,9 +103,9 @@ def read_probe(target: str, text: str, *, needs_rsync: bool = False) -> list[Che
             "root" if root else ("sudo without a password" if becomes else None),
             None
             if becomes
-            else "setup needs root for its containerd: log in as "
-            "root or allow sudo without a password (setup asks for one on this host)",
-            blocks=False,
+            else "setup needs root for its containerd: log in as root or allow sudo "
+            + ("without a password" if remote else "(setup asks for the password)"),
+            blocks=remote,
         )
     )
     checks.append(
@@ -125,7 +129,7 @@ def read_probe(target: str, text: str, *, needs_rsync: bool = False) -> list[Che
             blocks=True,
         )
     )
-    if needs_rsync:
+    if remote:
         checks.append(_installed_by_setup(target, "rsync", values.get("rsync")))
     for what in ("git", "make", "go", "containerd", "runc", "cni"):
         checks.append(_installed_by_setup(target, what, values.get(what)))

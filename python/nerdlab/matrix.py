@@ -41,6 +41,11 @@ NO_RESULT = "no result"
 # `nerdctl version`: a "Client:" block then a "Server:" block, each with
 # "Version:<tab>v…" lines; the first one under Server is containerd's.
 _NERDCTL_CLIENT = re.compile(r"^Client:\s*\n\s*Version:\s*(\S+)", re.MULTILINE)
+# The same output's "Server:" block: " containerd:" then "  Version:<tab>…", what
+# the daemon nerdctl talked to says it is.
+_NERDCTL_SERVER = re.compile(
+    r"^Server:\s*\n\s*containerd:\s*\n\s*Version:\s*(\S+)", re.MULTILINE
+)
 # `containerd --version`: "containerd MODULE VERSION REVISION".
 _CONTAINERD = re.compile(r"^containerd\s+\S+\s+(\S+)", re.MULTILINE)
 # `runc --version`: "runc version VERSION".
@@ -49,7 +54,11 @@ _RUNC = re.compile(r"^runc version\s+(\S+)", re.MULTILINE)
 
 @dataclass(frozen=True, slots=True)
 class Versions:
-    """What a host ran: nerdctl's own version, the containerd daemon and runc."""
+    """What a host ran: nerdctl's own version, the containerd daemon and runc.
+
+    The daemon's version is the one nerdctl's server block reports, so a containerd
+    built from the checkout is named even where the distribution's is installed.
+    """
 
     nerdctl: str | None = None
     containerd: str | None = None
@@ -113,9 +122,11 @@ def read_versions(host_dir: Path) -> Versions:
     """Read the versions a host's scenarios recorded (the first that did)."""
     states = sorted(host_dir.glob("*/state"))
     for state in states:
+        nerdctl_version = state / "nerdctl-version.txt"
         versions = Versions(
-            nerdctl=_first_match(_NERDCTL_CLIENT, state / "nerdctl-version.txt"),
-            containerd=_first_match(_CONTAINERD, state / "containerd-version.txt"),
+            nerdctl=_first_match(_NERDCTL_CLIENT, nerdctl_version),
+            containerd=_first_match(_NERDCTL_SERVER, nerdctl_version)
+            or _first_match(_CONTAINERD, state / "containerd-version.txt"),
             runc=_first_match(_RUNC, state / "runc-version.txt"),
         )
         if versions != Versions():

@@ -46,6 +46,7 @@ __all__ = [
     "prepare_module_checkout",
     "refuse_if_dirty",
     "run_git",
+    "unshared_work",
 ]
 
 UPSTREAM_URLS = {
@@ -208,6 +209,39 @@ def refuse_if_dirty(repo: Path) -> None:
             f"{repo} has uncommitted changes; commit or stash them "
             f"(git -C {shlex.quote(str(repo))} stash), then run setup again"
         )
+
+
+def unshared_work(repo: Path) -> list[str]:
+    """Name what only this checkout holds: work a copy over it would destroy.
+
+    Changes to tracked files, untracked files that are not ignored, stash entries,
+    and commits on local branches that no tag or remote branch reaches and that are
+    not nerdlab's own layers (those carry the layer trailer and are remade).
+    """
+    found = []
+    status = run_git(repo, "status", "--porcelain", "--untracked-files=normal")
+    changed = [line for line in status.stdout.splitlines() if line.strip()]
+    if any(not line.startswith("??") for line in changed):
+        found.append("uncommitted changes")
+    if any(line.startswith("??") for line in changed):
+        found.append("untracked files")
+    stashes = run_git(repo, "stash", "list").stdout.strip().splitlines()
+    if stashes:
+        found.append(f"{len(stashes)} stash entr{'y' if len(stashes) == 1 else 'ies'}")
+    commits = run_git(
+        repo,
+        "log",
+        "--branches",
+        "--not",
+        "--tags",
+        "--remotes",
+        "--glob=refs/nerdlab/*",
+        f"--format=%H %(trailers:key={LAYER_TRAILER},valueonly,separator=%x2C)",
+    ).stdout.splitlines()
+    own = [line.split()[0] for line in commits if len(line.split()) == 1]
+    if own:
+        found.append(f"{len(own)} commit(s) of your own ({own[0][:12]} …)")
+    return found
 
 
 def _resolve_commit(repo: Path, ref: str) -> str | None:

@@ -102,16 +102,21 @@ def parse_target(text: str) -> Target:
 
 def _split_port(address: str) -> tuple[str, int | None]:
     if address.startswith("["):
-        host, _, tail = address.partition("]")
+        host, bracket, tail = address.partition("]")
+        if not bracket or (tail and not tail.startswith(":")):
+            return "", None
         host += "]"
-        port = tail.removeprefix(":") if tail.startswith(":") else ""
+        port = tail.removeprefix(":")
         if tail and not port:
-            return address, None
+            raise ConfigError(f"{address!r} has an empty port; give a TCP port number")
     else:
-        host, _, port = address.partition(":")
+        host, colon, port = address.partition(":")
+        if colon and not port:
+            raise ConfigError(f"{address!r} has an empty port; give a TCP port number")
     if not port:
         return host, None
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    # ASCII digits only: str.isdigit() also takes superscripts and other scripts.
+    if not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
         raise ConfigError(f"port {port!r} in {address!r} is not a TCP port number")
     return host, int(port)
 
@@ -121,10 +126,13 @@ def parse_targets(text: str) -> list[Target]:
     targets = [parse_target(part) for part in text.replace(",", " ").split()]
     if not targets:
         raise ConfigError(f"no targets given; name one or more of {TARGET_FORMS}")
-    aliases = [t.alias for t in targets]
-    for alias in aliases:
-        if aliases.count(alias) > 1:
-            raise ConfigError(f"target {alias} is named twice; name each target once")
+    # One machine spelled twice (ssh:box, ssh:BOX, ssh:box:22) is still one target.
+    keys = [(t.kind, t.name.lower(), t.user, t.port or 22) for t in targets]
+    for target, key in zip(targets, keys, strict=True):
+        if keys.count(key) > 1:
+            raise ConfigError(
+                f"target {target.spec} is named twice; name each target once"
+            )
     return targets
 
 

@@ -54,6 +54,7 @@ def test_all_is_held() -> None:
             "prepare_module_checkout",
             "refuse_if_dirty",
             "run_git",
+            "unshared_work",
         ]
     )
 

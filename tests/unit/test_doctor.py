@@ -53,10 +53,12 @@ def test_a_bare_host_says_what_setup_cannot_install(what: str, blocks: bool) -> 
     assert check.blocks is blocks
 
 
-def test_rsync_is_looked_for_only_on_hosts_the_workspace_is_copied_to() -> None:
-    """rsync is a check for SSH hosts alone."""
+def test_a_remote_host_needs_rsync_and_sudo_without_a_password() -> None:
+    """rsync is a check for remote hosts alone; without sudo they are blocked."""
     assert "rsync" not in _checks("bare-host.txt")
-    assert not _checks("bare-host.txt", needs_rsync=True)["rsync"].ok
+    remote = _checks("debian12-nobody.txt", remote=True)
+    assert remote["rsync"].ok
+    assert remote["root"].blocks and not remote["root"].ok
 
 
 def test_an_unfinished_probe_is_one_blocking_check() -> None:

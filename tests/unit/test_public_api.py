@@ -56,6 +56,7 @@ PUBLIC = {
         "prepare_module_checkout",
         "refuse_if_dirty",
         "run_git",
+        "unshared_work",
     ],
     "nerdlab.runner": [
         "StepResult",

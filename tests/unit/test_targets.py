@@ -67,11 +67,18 @@ def test_parse_target_accepts(text: str, expected: Target) -> None:
         "ssh:host:70000",
         "ssh:host:22x",
         "ssh:u;rm@h",
+        "ssh:h:²",
+        "ssh:h:١٢",
+        "ssh:h:",
+        "ssh:[::1",
+        "ssh:box ssh:BOX:22",
     ],
 )
 def test_parse_target_refuses(text: str) -> None:
     """A malformed target is one ConfigError naming the accepted forms."""
-    with pytest.raises(ConfigError, match="local, lima, lima:NAME|port|no targets"):
+    with pytest.raises(
+        ConfigError, match="local, lima, lima:NAME|port|no targets|twice"
+    ):
         parse_targets(text)
 
 
