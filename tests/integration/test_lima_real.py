@@ -166,8 +166,28 @@ def test_limactl_version(lima_env: Lima) -> None:
             "lima_vm_vm_type": "qemu",
             "lima_vm_mount_type": "9p",
         },
+        {
+            "lima_vm_mounts": ["/srv/nerdlab"],
+            "lima_vm_mount_type": "9p",
+            "lima_vm_images": [
+                {
+                    "location": "/srv/images/debian.qcow2",
+                    "arch": "x86_64",
+                    "kernel": {
+                        "location": "/srv/images/vmlinuz",
+                        "arch": "x86_64",
+                        "cmdline": "root=LABEL=limaroot rw console=ttyS0",
+                    },
+                    "initrd": {"location": "/srv/images/initrd.img", "arch": "x86_64"},
+                }
+            ],
+            "lima_vm_settings": {
+                "firmware": {"legacyBIOS": True},
+                "vmOpts": {"qemu": {"cpuType": {"x86_64": "max"}}},
+            },
+        },
     ],
-    ids=["defaults", "one-mount", "everything-set"],
+    ids=["defaults", "one-mount", "everything-set", "local-kernel-image"],
 )
 def test_template_passes_limactl_validate(
     lima_env: Lima, variables: dict[str, object]
