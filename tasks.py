@@ -34,11 +34,11 @@ from nerdlab.targets import (  # noqa: E402
     Target,
     controller_vars,
     host_vars,
+    hosts_from_listing,
     instance_for,
     needs_controller_sources,
     parse_targets,
     run_vars,
-    ssh_command,
 )
 from nerdlab.targets import (
     inventory as build_inventory,
@@ -159,7 +159,7 @@ def _lima_vars(
         instance = lima.ensure_running(target.name, None)
     except NerdlabError as err:
         raise Exit(str(err)) from err
-    for path in _lima_mounts(controller):
+    for path in controller.mounts():
         problem = lima.mount_problem(instance, path)
         if problem:
             raise Exit(problem)
@@ -170,7 +170,7 @@ def _lima_playbook(settings: dict[str, Any], controller: ControllerPaths) -> Non
     """Create or start the VM nerdlab owns, from the lima_vm role's template."""
     variables = {
         "lima_vm_name": settings["lima_instance"],
-        "lima_vm_mounts": _lima_mounts(controller),
+        "lima_vm_mounts": controller.mounts(),
     }
     controller.workspace.mkdir(parents=True, exist_ok=True)
     controller.runs.mkdir(parents=True, exist_ok=True)
@@ -179,14 +179,6 @@ def _lima_playbook(settings: dict[str, Any], controller: ControllerPaths) -> Non
             f"the Lima VM {settings['lima_instance']} is not running; Lima's message "
             "is above"
         )
-
-
-def _lima_mounts(controller: ControllerPaths) -> list[str]:
-    """The directories the VM mounts writable at the same path, none inside another."""
-    paths = sorted(
-        {str(controller.project), str(controller.workspace), str(controller.runs)}
-    )
-    return [p for p in paths if not any(p.startswith(f"{q}/") for q in paths)]
 
 
 def _hosts(
@@ -243,46 +235,15 @@ def _inventory_hosts(
         start = text.find("Failed to parse")
         reason = text[max(start, 0) :][:240] or "ansible-inventory failed"
         raise Exit(f"inventory {path} cannot be read: {reason}")
-    listing = json.loads(done.stdout)
-    hostvars = listing.get("_meta", {}).get("hostvars", {})
-    group = "nerdlab_targets" if "nerdlab_targets" in listing else "all"
-    names = _group_hosts(listing, group)
-    if not names:
+    hosts = hosts_from_listing(
+        json.loads(done.stdout),
+        controller=controller,
+        settings=_host_settings(settings),
+        euid=os.geteuid(),
+    )
+    if not hosts:
         raise Exit(f"inventory {path} names no hosts; add hosts to nerdlab_targets")
-    hosts = {}
-    for name in names:
-        own = hostvars.get(name, {})
-        local = own.get("ansible_connection") == "local"
-        # The address, user and port name the containerd instance of a host on
-        # loopback, as they do for ssh: targets.
-        target = (
-            Target("local", name)
-            if local
-            else Target(
-                "ssh",
-                str(own.get("ansible_host", name)),
-                own.get("ansible_user"),
-                own.get("ansible_port"),
-            )
-        )
-        defaults = host_vars(
-            target,
-            controller=controller,
-            settings=_host_settings(settings),
-            euid=os.geteuid(),
-        )
-        if not local:
-            defaults.pop("ansible_host")
-        hosts[name] = defaults | own
     return hosts
-
-
-def _group_hosts(listing: dict[str, Any], group: str) -> list[str]:
-    entry = listing.get(group, {})
-    names = list(entry.get("hosts", []))
-    for child in entry.get("children", []):
-        names += [n for n in _group_hosts(listing, child) if n not in names]
-    return names
 
 
 def _run_ansible(
@@ -698,7 +659,7 @@ def doctor(c, target=None, inventory=None):
     from rich.console import Console
     from rich.table import Table
 
-    from nerdlab.doctor import blocking
+    from nerdlab.doctor import blocking, check_target
 
     settings = _apply(c, target=target)
     if inventory:
@@ -710,7 +671,13 @@ def doctor(c, target=None, inventory=None):
     checks = []
     console = Console()
     for one in targets:
-        found = _doctor_checks(one, settings)
+        found = check_target(
+            one,
+            instance=instance_for(one, str(settings["instance"])),
+            ssh_args=str(settings["ssh_args"]),
+            ours=one.name == settings["lima_instance"],
+            mounts=_controller(settings).mounts(),
+        )
         table = Table(title=one.spec, title_justify="left", show_edge=False)
         for header in ("check", "found", "next step"):
             table.add_column(header, overflow="fold")
@@ -725,108 +692,6 @@ def doctor(c, target=None, inventory=None):
             + "; ".join(f"{c.target} {c.what}" for c in stopping)
         )
     print("doctor: nothing blocks setup")
-
-
-def _doctor_checks(target: Target, settings: dict[str, Any]) -> list[Any]:
-    from nerdlab.doctor import Check, probe, read_probe
-
-    instance = instance_for(target, str(settings["instance"]))
-    socket = f"/run/{instance}/containerd/containerd.sock"
-    if target.kind == "local":
-        return read_probe("local", probe([], socket).stdout)
-    if target.kind == "ssh":
-        checks = [
-            Check(
-                target.spec,
-                f"{tool} on this machine",
-                shutil.which(tool),
-                None if shutil.which(tool) else f"install {tool} here",
-                blocks=True,
-            )
-            for tool in ("ssh", "rsync", "git")
-        ]
-        done = probe(ssh_command(target, str(settings["ssh_args"])), socket)
-        if done.returncode == 255 or "probe=done" not in done.stdout:
-            reason = (done.stderr.strip().splitlines() or ["no answer"])[-1]
-            return [
-                *checks,
-                Check(
-                    target.spec,
-                    "ssh",
-                    None,
-                    f"cannot log in: {reason}; check the address, "
-                    "user and key (INVOKE_NERDLAB_SSH_ARGS)",
-                    blocks=True,
-                ),
-            ]
-        return checks + read_probe(target.spec, done.stdout, remote=True)
-    return _lima_checks(target, settings, socket)
-
-
-def _lima_checks(target: Target, settings: dict[str, Any], socket: str) -> list[Any]:
-    from nerdlab import lima
-    from nerdlab.doctor import Check, probe, read_probe
-
-    try:
-        version = lima.limactl_version()
-    except NerdlabError as err:
-        return [Check(target.spec, "limactl", None, str(err), blocks=True)]
-    if version is None:
-        return [
-            Check(
-                target.spec,
-                "limactl",
-                None,
-                "install Lima (https://lima-vm.io)",
-                blocks=True,
-            )
-        ]
-    checks = [Check(target.spec, "limactl", version)]
-    ours = target.name == settings["lima_instance"]
-    try:
-        instance = lima.find_instance(target.name)
-    except NerdlabError as err:
-        return [*checks, Check(target.spec, "instance", None, str(err), blocks=True)]
-    if instance is None:
-        fix = (
-            "setup creates it"
-            if ours
-            else f"no Lima instance {target.name}; `limactl list` shows the names"
-        )
-        return [*checks, Check(target.spec, "instance", None, fix, blocks=not ours)]
-    checks.append(
-        Check(
-            target.spec,
-            "instance",
-            f"{instance.status} ({instance.vm_type})",
-            None
-            if instance.status in ("Running", "Stopped")
-            else f"Lima says: {instance.message or instance.status}",
-            blocks=instance.status not in ("Running", "Stopped"),
-        )
-    )
-    for path in _lima_mounts(_controller(settings)):
-        problem = lima.mount_problem(instance, path)
-        checks.append(
-            Check(
-                target.spec,
-                f"mount {path}",
-                None if problem else "writable, same path",
-                problem,
-                blocks=bool(problem),
-            )
-        )
-    if instance.status == "Running":
-        host = lima.ansible_host_vars(instance)
-        prefix = [
-            "ssh",
-            *shlex.split(str(host.get("ansible_ssh_common_args", ""))),
-            "-o",
-            "BatchMode=yes",
-            str(host["ansible_host"]),
-        ]
-        checks += read_probe(target.spec, probe(prefix, socket).stdout, remote=True)
-    return checks
 
 
 @task(

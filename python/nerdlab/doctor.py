@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from nerdlab import lima
+from nerdlab.errors import NerdlabError
+from nerdlab.targets import Target, ssh_command
 
 __all__ = [
     "PROBE_SCRIPT",
     "Check",
     "blocking",
+    "check_target",
     "probe",
     "read_probe",
 ]
@@ -182,3 +188,94 @@ def probe(
         )
     except subprocess.TimeoutExpired:
         return subprocess.CompletedProcess(argv, 124, "", f"no answer in {timeout_s}s")
+
+
+def check_target(
+    target: Target,
+    *,
+    instance: str,
+    ssh_args: str = "",
+    ours: bool = False,
+    mounts: Sequence[str] = (),
+) -> list[Check]:
+    """Look at one target: probe it here, over ssh, or in its Lima VM.
+
+    ``instance`` names nerdlab's containerd there; ``ours`` says a Lima instance is
+    the one setup creates; ``mounts`` are the directories a VM must share.
+    """
+    socket = f"/run/{instance}/containerd/containerd.sock"
+    if target.kind == "local":
+        return read_probe("local", probe([], socket).stdout)
+    if target.kind == "lima":
+        return _lima_checks(target, socket, ours, mounts)
+    checks = [
+        Check(
+            target.spec,
+            f"{tool} on this machine",
+            shutil.which(tool),
+            None if shutil.which(tool) else f"install {tool} here",
+            blocks=True,
+        )
+        for tool in ("ssh", "rsync", "git")
+    ]
+    done = probe(ssh_command(target, ssh_args), socket)
+    if done.returncode == 255 or "probe=done" not in done.stdout:
+        reason = (done.stderr.strip().splitlines() or ["no answer"])[-1]
+        fix = (
+            f"cannot log in: {reason}; check the address, user and key "
+            "(INVOKE_NERDLAB_SSH_ARGS)"
+        )
+        return [*checks, Check(target.spec, "ssh", None, fix, blocks=True)]
+    return checks + read_probe(target.spec, done.stdout, remote=True)
+
+
+def _lima_checks(
+    target: Target, socket: str, ours: bool, mounts: Sequence[str]
+) -> list[Check]:
+    spec = target.spec
+    try:
+        version = lima.limactl_version()
+    except NerdlabError as err:
+        return [Check(spec, "limactl", None, str(err), blocks=True)]
+    if version is None:
+        fix = "install Lima (https://lima-vm.io)"
+        return [Check(spec, "limactl", None, fix, blocks=True)]
+    checks = [Check(spec, "limactl", version)]
+    try:
+        instance = lima.find_instance(target.name)
+    except NerdlabError as err:
+        return [*checks, Check(spec, "instance", None, str(err), blocks=True)]
+    if instance is None:
+        fix = (
+            "setup creates it"
+            if ours
+            else f"no Lima instance {target.name}; `limactl list` shows the names"
+        )
+        return [*checks, Check(spec, "instance", None, fix, blocks=not ours)]
+    usable = instance.status in ("Running", "Stopped")
+    checks.append(
+        Check(
+            spec,
+            "instance",
+            f"{instance.status} ({instance.vm_type})",
+            None if usable else f"Lima says: {instance.message or instance.status}",
+            blocks=not usable,
+        )
+    )
+    for path in mounts:
+        problem = lima.mount_problem(instance, path)
+        found = None if problem else "writable, same path"
+        checks.append(
+            Check(spec, f"mount {path}", found, problem, blocks=bool(problem))
+        )
+    if instance.status == "Running":
+        host = lima.ansible_host_vars(instance)
+        prefix = [
+            "ssh",
+            *shlex.split(str(host.get("ansible_ssh_common_args", ""))),
+            "-o",
+            "BatchMode=yes",
+            str(host["ansible_host"]),
+        ]
+        checks += read_probe(spec, probe(prefix, socket).stdout, remote=True)
+    return checks

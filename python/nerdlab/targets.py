@@ -28,6 +28,7 @@ __all__ = [
     "Target",
     "controller_vars",
     "host_vars",
+    "hosts_from_listing",
     "instance_for",
     "inventory",
     "is_loopback",
@@ -143,6 +144,11 @@ class ControllerPaths:
     project: Path
     workspace: Path
     runs: Path
+
+    def mounts(self) -> list[str]:
+        """The directories a VM mounts at the same path: none inside another."""
+        paths = sorted({str(self.project), str(self.workspace), str(self.runs)})
+        return [p for p in paths if not any(p.startswith(f"{q}/") for q in paths)]
 
 
 # Settings that reach every host's variables under the name nerdlab_<setting>.
@@ -272,6 +278,54 @@ def run_vars(
         "attach_repro_run_dir": str(run_dir),
         "nerdlab_controller_run_dir": str(run_dir),
     }
+
+
+def hosts_from_listing(
+    listing: Mapping[str, Any],
+    *,
+    controller: ControllerPaths,
+    settings: Mapping[str, Any],
+    euid: int,
+) -> dict[str, dict[str, Any]]:
+    """Turn ``ansible-inventory --list`` output into hosts for the playbooks.
+
+    The hosts of group nerdlab_targets (else all) are targets: one with
+    ``ansible_connection: local`` is this machine, any other an SSH host. Each
+    gets nerdlab's variables beneath its own, so a host's own variables win.
+    """
+    hostvars = listing.get("_meta", {}).get("hostvars", {})
+    group = "nerdlab_targets" if "nerdlab_targets" in listing else "all"
+    hosts = {}
+    for name in _group_hosts(listing, group):
+        own = hostvars.get(name, {})
+        local = own.get("ansible_connection") == "local"
+        # The address, user and port name the containerd instance of a host on
+        # loopback, as they do for ssh: targets.
+        target = (
+            Target("local", name)
+            if local
+            else Target(
+                "ssh",
+                str(own.get("ansible_host", name)),
+                own.get("ansible_user"),
+                own.get("ansible_port"),
+            )
+        )
+        defaults = host_vars(
+            target, controller=controller, settings=settings, euid=euid
+        )
+        if not local:
+            defaults.pop("ansible_host")
+        hosts[name] = defaults | dict(own)
+    return hosts
+
+
+def _group_hosts(listing: Mapping[str, Any], group: str) -> list[str]:
+    entry = listing.get(group, {})
+    names = list(entry.get("hosts", []))
+    for child in entry.get("children", []):
+        names += [n for n in _group_hosts(listing, child) if n not in names]
+    return names
 
 
 def needs_controller_sources(hosts: Mapping[str, Mapping[str, Any]]) -> bool:

@@ -83,6 +83,7 @@ PUBLIC = {
         "Target",
         "controller_vars",
         "host_vars",
+        "hosts_from_listing",
         "instance_for",
         "inventory",
         "is_loopback",
@@ -93,7 +94,14 @@ PUBLIC = {
         "run_vars",
         "ssh_command",
     ],
-    "nerdlab.doctor": ["PROBE_SCRIPT", "Check", "blocking", "probe", "read_probe"],
+    "nerdlab.doctor": [
+        "PROBE_SCRIPT",
+        "Check",
+        "blocking",
+        "check_target",
+        "probe",
+        "read_probe",
+    ],
     "nerdlab.matrix": [
         "HostResult",
         "Matrix",
