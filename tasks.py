@@ -163,7 +163,18 @@ def _lima_vars(
         problem = lima.mount_problem(instance, path)
         if problem:
             raise Exit(problem)
+    mirrors = _local_mirrors(settings)
+    if mirrors and (problem := lima.mount_problem(instance, mirrors, writable=False)):
+        raise Exit(f"{problem} (the mirrors the checkouts come from)")
     return dict(lima.ansible_host_vars(instance))
+
+
+def _local_mirrors(settings: dict[str, Any]) -> str:
+    """The mirrors directory a target on this machine's files must see, if any."""
+    mirrors = _mirrors(settings)
+    if settings["source"] not in ("mirror", "auto") or "://" in mirrors:
+        return ""
+    return mirrors
 
 
 def _lima_playbook(settings: dict[str, Any], controller: ControllerPaths) -> None:
@@ -677,6 +688,7 @@ def doctor(c, target=None, inventory=None):
             ssh_args=str(settings["ssh_args"]),
             ours=one.name == settings["lima_instance"],
             mounts=_controller(settings).mounts(),
+            read_only_mounts=[m for m in [_local_mirrors(settings)] if m],
         )
         table = Table(title=one.spec, title_justify="left", show_edge=False)
         for header in ("check", "found", "next step"):

@@ -197,17 +197,19 @@ def check_target(
     ssh_args: str = "",
     ours: bool = False,
     mounts: Sequence[str] = (),
+    read_only_mounts: Sequence[str] = (),
 ) -> list[Check]:
     """Look at one target: probe it here, over ssh, or in its Lima VM.
 
     ``instance`` names nerdlab's containerd there; ``ours`` says a Lima instance is
-    the one setup creates; ``mounts`` are the directories a VM must share.
+    the one setup creates; ``mounts`` are the directories a VM must share
+    writable, ``read_only_mounts`` those it only reads (the mirrors).
     """
     socket = f"/run/{instance}/containerd/containerd.sock"
     if target.kind == "local":
         return read_probe("local", probe([], socket).stdout)
     if target.kind == "lima":
-        return _lima_checks(target, socket, ours, mounts)
+        return _lima_checks(target, socket, ours, mounts, read_only_mounts)
     checks = [
         Check(
             target.spec,
@@ -230,7 +232,11 @@ def check_target(
 
 
 def _lima_checks(
-    target: Target, socket: str, ours: bool, mounts: Sequence[str]
+    target: Target,
+    socket: str,
+    ours: bool,
+    mounts: Sequence[str],
+    read_only_mounts: Sequence[str],
 ) -> list[Check]:
     spec = target.spec
     try:
@@ -262,9 +268,10 @@ def _lima_checks(
             blocks=not usable,
         )
     )
-    for path in mounts:
-        problem = lima.mount_problem(instance, path)
-        found = None if problem else "writable, same path"
+    wanted = [(p, True) for p in mounts] + [(p, False) for p in read_only_mounts]
+    for path, writable in wanted:
+        problem = lima.mount_problem(instance, path, writable=writable)
+        found = None if problem else "same path" + (", writable" if writable else "")
         checks.append(
             Check(spec, f"mount {path}", found, problem, blocks=bool(problem))
         )

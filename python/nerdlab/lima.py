@@ -420,31 +420,37 @@ def _inside(mount: Mount, path: str) -> str:
     return mount.mount_point.rstrip("/") + rest if rest else mount.mount_point
 
 
-def mount_fix(instance: Instance, path: str) -> list[str] | None:
-    """Return the `limactl edit` argv that makes path writable at the same path.
+def mount_fix(
+    instance: Instance, path: str, *, writable: bool = True
+) -> list[str] | None:
+    """Return the `limactl edit` argv that mounts path at the same path.
 
-    None when it already is. A read-only mount is made writable
-    (``--mount-writable``: every mount of the instance, since a second mount nested
-    inside it would be hidden by it); a path not mounted, or mounted elsewhere,
-    gets a mount of its own (``--mount PATH:w``, same path inside the VM).
+    None when it already is (writable, unless ``writable`` is false: the mirrors
+    are only read). A read-only mount is made writable (``--mount-writable``: every
+    mount of the instance, since a second mount nested inside it would be hidden by
+    it); a path not mounted, or mounted elsewhere, gets a mount of its own
+    (``--mount PATH:w``, same path inside the VM).
     """
     path = os.path.normpath(path)
     holding = [m for m in instance.mounts if _contains(m.location, path)]
     same = [m for m in holding if _inside(m, path) == path]
-    if any(m.writable for m in same):
+    if any(m.writable or not writable for m in same):
         return None
     if same:
         return ["limactl", "edit", instance.name, "--mount-writable"]
-    return ["limactl", "edit", instance.name, "--mount", f"{path}:w"]
+    suffix = ":w" if writable else ""
+    return ["limactl", "edit", instance.name, "--mount", f"{path}{suffix}"]
 
 
-def mount_problem(instance: Instance, path: str) -> str | None:
+def mount_problem(
+    instance: Instance, path: str, *, writable: bool = True
+) -> str | None:
     """Return one line saying which mount path lacks in the instance, None if none.
 
-    path must be inside a writable mount whose mountPoint is its location, so the
-    VM sees it where the controller does.
+    path must be inside a mount whose mountPoint is its location, so the VM sees it
+    where the controller does, and writable unless ``writable`` is false.
     """
-    fix = mount_fix(instance, path)
+    fix = mount_fix(instance, path, writable=writable)
     if fix is None:
         return None
     path = os.path.normpath(path)

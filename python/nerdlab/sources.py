@@ -120,9 +120,11 @@ def run_git(
         ) from err
     if check and done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()
-        raise SourceError(
-            f"git {args[0]} failed in {repo}: {detail[-1] if detail else ''}"
-        )
+        # git's last line is often advice ("hint: …", "and the repository exists.");
+        # its first fatal or error line is the reason.
+        causes = [line for line in detail if line.startswith(("fatal:", "error:"))]
+        reason = causes[0] if causes else (detail[-1] if detail else "")
+        raise SourceError(f"git {args[0]} failed in {repo or Path.cwd()}: {reason}")
     return done
 
 

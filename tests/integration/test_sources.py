@@ -638,3 +638,12 @@ def test_run_git_failure_names_the_command(tmp_path: Path) -> None:
         sources.run_git(tmp_path, "rev-parse", "HEAD")
     done = sources.run_git(tmp_path, "rev-parse", "HEAD", check=False)
     assert isinstance(done, subprocess.CompletedProcess) and done.returncode != 0
+
+
+def test_git_failure_names_gits_fatal_line(tmp_path: Path) -> None:
+    """A failing git call is reported by its fatal line, not its closing advice."""
+    with pytest.raises(SourceError) as err:
+        sources.run_git(None, "clone", "--quiet", str(tmp_path / "none"), "dest")
+    message = str(err.value)
+    assert message.startswith(f"git clone failed in {Path.cwd()}: fatal: ")
+    assert "does not exist" in message

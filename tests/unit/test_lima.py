@@ -356,6 +356,19 @@ def test_mount_fix(mounts: tuple[Mount, ...], fix: list[str] | None) -> None:
     )
 
 
+def test_a_mirror_only_needs_a_read_only_mount() -> None:
+    """The mirrors are only read: a read-only same-path mount is enough for them."""
+    read_only = Instance("x", "Stopped", "/l/x", mounts=(Mount("/srv", "/srv", False),))
+    assert lima.mount_problem(read_only, "/srv/mirrors", writable=False) is None
+    assert lima.mount_fix(Instance("x", "Stopped", "/l/x"), "/m", writable=False) == [
+        "limactl",
+        "edit",
+        "x",
+        "--mount",
+        "/m",
+    ]
+
+
 # --- limactl itself ------------------------------------------------------------
 
 
