@@ -68,7 +68,8 @@ class Lima:
         return path
 
 
-def _ensure_user() -> str:
+def _ensure_user() -> bool:
+    """Create the test's user unless it exists; say whether it was created."""
     try:
         pwd.getpwnam(USER)
     except KeyError:
@@ -78,7 +79,8 @@ def _ensure_user() -> str:
             capture_output=True,
             timeout=60,
         )
-    return USER
+        return True
+    return False
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +89,12 @@ def lima_env() -> Iterator[Lima]:
     if os.geteuid() == 0:
         if shutil.which("useradd") is None or shutil.which("runuser") is None:
             pytest.skip("useradd and runuser are needed to run limactl as a user")
-        user = _ensure_user()
+        created = _ensure_user()
+        user = USER
         entry = pwd.getpwnam(user)
         as_user: tuple[str, ...] = ("runuser", "-u", user, "--")
     else:
+        created = False
         entry = pwd.getpwuid(os.geteuid())
         user, as_user = entry.pw_name, ()
     # The user must reach this directory: not under root's private pytest tmp.
@@ -107,6 +111,11 @@ def lima_env() -> Iterator[Lima]:
                 timeout=60,
             )
         shutil.rmtree(top, ignore_errors=True)
+        if created:
+            # The machine is left as the test found it.
+            subprocess.run(
+                ["userdel", "--remove", user], check=False, capture_output=True
+            )
 
 
 def _template(env: Lima, name: str, **variables: object) -> Path:
