@@ -154,9 +154,11 @@ def _lima_vars(
             found = lima.find_instance(target.name)
             if found is None or found.status != "Running":
                 return None
-        elif create and target.name == settings["lima_instance"]:
-            _lima_playbook(settings, controller)
-        instance = lima.ensure_running(target.name, None)
+            instance = found
+        else:
+            if create and target.name == settings["lima_instance"]:
+                _lima_playbook(settings, controller)
+            instance = lima.ensure_running(target.name, None)
     except NerdlabError as err:
         raise Exit(str(err)) from err
     for path in controller.mounts():
@@ -650,11 +652,12 @@ def matrix(
     )
     names = _scenario_names(settings, scenario)
     options = _repro_options(settings, attach_timeout, image, no_pull)
+    hosts = None
     if not no_setup:
         _check_workspace(_path(settings["workspace"]))
         hosts = _hosts(settings, create_lima=not dry_run, start_lima=not dry_run)
         _playbook(c, "setup", {}, dry_run, hosts=hosts, must_pass=False)
-    run_dir, host_dirs = _run_repro(c, names, options, dry_run)
+    run_dir, host_dirs = _run_repro(c, names, options, dry_run, hosts=hosts)
     if not dry_run:
         _show_matrix(run_dir, host_dirs, json_)
 
@@ -751,8 +754,9 @@ def lima(c, action, yes=False):
     except subprocess.TimeoutExpired:
         raise Exit(f"limactl {action} {name} did not finish in 600s") from None
     if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        raise Exit(f"limactl {action} {name}: {lines[-1] if lines else 'failed'}")
+        raise Exit(
+            f"limactl {action} {name}: {lima_.last_error(done.stderr) or 'failed'}"
+        )
     print(f"lima: {name} {'stopped' if action == 'stop' else 'deleted'}")
 
 

@@ -268,16 +268,16 @@ def remote_paths() -> dict[str, Any]:
 def run_vars(
     host: Mapping[str, Any], alias: str, run_id: str, run_dir: Path
 ) -> dict[str, Any]:
-    """Return one host's variables for one repro whose results belong in run_dir."""
-    if _truthy(host.get("nerdlab_sync")):
-        return {
-            "attach_repro_run_dir": f"{{{{ nerdlab_runs_dir }}}}/{run_id}/{alias}",
-            "nerdlab_controller_run_dir": str(run_dir),
-        }
-    return {
-        "attach_repro_run_dir": str(run_dir),
-        "nerdlab_controller_run_dir": str(run_dir),
-    }
+    """Return one host's variables for one repro whose results belong in run_dir.
+
+    A synced host writes under its own runs directory, and the run comes back.
+    """
+    on_host = (
+        f"{{{{ nerdlab_runs_dir }}}}/{run_id}/{alias}"
+        if _truthy(host.get("nerdlab_sync"))
+        else str(run_dir)
+    )
+    return {"attach_repro_run_dir": on_host, "nerdlab_controller_run_dir": str(run_dir)}
 
 
 def hosts_from_listing(
@@ -342,15 +342,11 @@ def controller_vars(
 ) -> dict[str, Any]:
     """Return the variables of the controller, where the sources of copied hosts are
     checked out before they are copied."""
-    return {f"nerdlab_{name}": settings[name] for name in SHARED_SETTINGS} | {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-        "nerdlab_project_dir": str(controller.project),
-        "nerdlab_workspace": str(controller.workspace),
-        "nerdlab_runs_dir": str(controller.runs),
-        "nerdlab_become": False,
-        "nerdlab_sync": False,
-    }
+    # The controller is a local host that only checks out: as root or not, it never
+    # becomes root, which is what a local host run by root does.
+    return host_vars(
+        Target("local", "controller"), controller=controller, settings=settings, euid=0
+    )
 
 
 def inventory(
